@@ -1,0 +1,36 @@
+# The two commands of the README, each self-sufficient on a fresh clone:
+#   make figures   render the figure notebooks into outputs/ (PROFILE=laptop|paper|smoke)
+#   make test      the whole test suite
+# Both create .venv (idempotent: re-installs only when pyproject.toml changes).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.memnb-installed
+# The CPU wheel of torch 2.13.0 lies on disk here; an unpinned torch would pull a multi-GB CUDA build.
+TORCH_SPEC ?= torch==2.13.0
+PROFILE ?= laptop
+PYTEST_ARGS ?=
+
+.PHONY: figures test bench venv chromium clean-venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+chromium:
+	@bash scripts/install-chromium.sh
+
+figures: venv chromium
+	$(PY) -m memnb.render --profile $(PROFILE)
+
+test: venv chromium
+	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+clean-venv:
+	rm -rf $(VENV)

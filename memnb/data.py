@@ -1,0 +1,140 @@
+"""Toy 2-D datasets, the paper's injections (outliers, near-duplicates) and the independent test set.
+
+Each dataset is a pure function of (n, rng) returning an (n, 2) float64 array.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.datasets import make_moons
+
+from .config import ExperimentConfig
+from .seeding import Stream, numpy_rng
+
+INLIER, OUTLIER, DUPLICATE = 0, 1, 2
+GROUPS = ("inlier", "outlier", "duplicate")  # index = group code
+
+
+def moons(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Two moons as tiny-diffusion makes them: make_moons(noise=0.03), x -> (x+0.3)*2-1, y -> (y+0.3)*3-1."""
+    x, _ = make_moons(n_samples=n, noise=0.03, random_state=int(rng.integers(2**31 - 1)))
+    x[:, 0] = (x[:, 0] + 0.3) * 2 - 1
+    x[:, 1] = (x[:, 1] + 0.3) * 3 - 1
+    return x
+
+
+def circle(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Unit circle, uniform angle, radial Gaussian noise of std 0.03."""
+    angle = rng.uniform(0.0, 2 * np.pi, n)
+    radius = 1.0 + 0.03 * rng.standard_normal(n)
+    return np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=1)
+
+
+def line(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Segment y = 0.5 x for x uniform in [-1, 1], with isotropic Gaussian noise of std 0.03."""
+    x = rng.uniform(-1.0, 1.0, n)
+    pts = np.stack([x, 0.5 * x], axis=1)
+    return pts + 0.03 * rng.standard_normal((n, 2))
+
+
+def gmm(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Eight equal Gaussians (std 0.1) centred on a circle of radius 1.5."""
+    k = rng.integers(0, 8, n)
+    centres = 1.5 * np.stack([np.cos(2 * np.pi * np.arange(8) / 8), np.sin(2 * np.pi * np.arange(8) / 8)], axis=1)
+    return centres[k] + 0.1 * rng.standard_normal((n, 2))
+
+
+DATASET_FUNCTIONS = {"moons": moons, "circle": circle, "line": line, "gmm": gmm}
+
+
+def make_base(name: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    """(n, 2) float64 points of dataset `name`."""
+    if name not in DATASET_FUNCTIONS:
+        raise ValueError(f"dataset {name!r} is unknown; allowed: {' | '.join(DATASET_FUNCTIONS)}")
+    return DATASET_FUNCTIONS[name](n, rng)
+
+
+@dataclass(frozen=True)
+class OutlierCluster:
+    """The injected cluster: isotropic Gaussian with `centre` (2,) and `std` (scalar), data units."""
+
+    centre: np.ndarray
+    std: float
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return self.centre + self.std * rng.standard_normal((n, 2))
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """One repeat's training data.
+
+    points: (n_train, 2) float64, base points first, then outliers, then duplicates.
+    groups: (n_train,) int8 group codes (INLIER, OUTLIER, DUPLICATE). A base point that was
+        copied is labelled DUPLICATE as well as its copy, so attributing a generated sample to
+        "its nearest training point" cannot depend on which of two identical points a search
+        returns first.
+    source: (n_train,) int64 index of the base point each duplicate copies, -1 elsewhere.
+    cluster: the outlier cluster (also used to draw the null baseline and outlier-aware test sets).
+    """
+
+    points: np.ndarray
+    groups: np.ndarray
+    source: np.ndarray
+    cluster: OutlierCluster
+
+    def counts(self) -> dict[str, int]:
+        return {g: int((self.groups == i).sum()) for i, g in enumerate(GROUPS)}
+
+
+def outlier_cluster(base: np.ndarray, distance: float, spread: float, rng: np.random.Generator) -> OutlierCluster:
+    """The paper's outlier cluster: centre `distance` standard deviations from the data mean, random direction.
+
+    "Standard deviation" is taken per axis (the data's per-coordinate std), so the centre sits at
+    mean + distance * std * u for a random unit vector u; the cluster's std is `spread` times the
+    data's overall std (root mean of the per-axis variances).
+    """
+    mean, std = base.mean(axis=0), base.std(axis=0)
+    angle = rng.uniform(0.0, 2 * np.pi)
+    u = np.array([np.cos(angle), np.sin(angle)])
+    return OutlierCluster(centre=mean + distance * std * u, std=float(spread * np.sqrt((std**2).mean())))
+
+
+def make_training_set(config: ExperimentConfig, repeat: int) -> TrainingSet:
+    """Base draw plus injections for one repeat; a pure function of (config, repeat)."""
+    rng = numpy_rng(config.seed, repeat, Stream.DATA)
+    base = make_base(config.dataset, config.n_base, rng)
+    cluster = outlier_cluster(base, config.outlier_distance, config.outlier_spread, rng)
+    outliers = cluster.sample(config.n_outliers, rng)
+    src = rng.choice(config.n_base, size=config.n_duplicates, replace=False)
+    data_std = float(np.sqrt((base.std(axis=0) ** 2).mean()))
+    copies = base[src] + config.duplicate_jitter * data_std * rng.standard_normal((config.n_duplicates, 2))
+    points = np.concatenate([base, outliers, copies])
+    groups = np.concatenate([
+        np.full(config.n_base, INLIER, np.int8),
+        np.full(config.n_outliers, OUTLIER, np.int8),
+        np.full(config.n_duplicates, DUPLICATE, np.int8),
+    ])
+    groups[src] = DUPLICATE
+    source = np.full(len(points), -1, np.int64)
+    source[config.n_base + config.n_outliers:] = src
+    return TrainingSet(points=points, groups=groups, source=source, cluster=cluster)
+
+
+def make_test_set(config: ExperimentConfig, repeat: int) -> np.ndarray:
+    """(n_test, 2) fresh base-distribution points from the repeat's own TEST stream (never the training draw)."""
+    return make_base(config.dataset, config.n_test_points, numpy_rng(config.seed, repeat, Stream.TEST))
+
+
+def sample_data_distribution(config: ExperimentConfig, train: TrainingSet, n: int, rng: np.random.Generator) -> np.ndarray:
+    """(n, 2) fresh draws from the process that generated the training set: a perfect generator.
+
+    Mixture weights follow the training proportions: base distribution (inliers and the points
+    duplicates copy) with weight (n_base + n_duplicates) / n_train, the outlier cluster with
+    n_outliers / n_train.
+    """
+    n_out = int(rng.binomial(n, config.n_outliers / config.n_train))
+    pts = np.concatenate([make_base(config.dataset, n - n_out, rng), train.cluster.sample(n_out, rng)])
+    return pts[rng.permutation(n)]

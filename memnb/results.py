@@ -1,0 +1,200 @@
+"""Stored results of one run, and the tidy table built from them.
+
+A run directory (``outputs/runs/<config.run_name()>/``) holds:
+
+- ``config.json``: the ExperimentConfig that produced it;
+- ``data.npz``: per repeat, ``train_points`` (R, N, 2), ``groups`` (R, N) (0 inlier, 1 outlier,
+  2 duplicate), ``test_points`` (R, m, 2), ``cluster_centre`` (R, 2), ``cluster_std`` (R,);
+- ``epochs/epoch_XXXXXX.npz``: for the samples drawn at the start of that epoch, ``samples``
+  (R, n, 2) float16 and their neighbours ``d1``, ``d2``, ``d_test`` (R, n) float32 distances and
+  ``index`` (R, n) int32 nearest training point; the same four arrays prefixed ``null_`` for n
+  fresh draws from the data distribution; ``summary``: the tabulated rates;
+- ``loss.parquet``: mean training loss per repeat and epoch (``epoch`` k = loss while training
+  from k-1 to k completed epochs, aligned with the samples drawn at epoch k);
+- ``table.parquet``: one row per repeat x epoch x group x criterion x threshold;
+- ``checkpoint.pt``: latest ensemble weights and optimizer state (the resume point);
+- ``manifest.json``: whether the run is complete, and how long it took.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .config import THRESHOLD_GRID, ExperimentConfig
+from .data import GROUPS
+from .metric import CRITERIA, copied_shares, critical_ratio, memorized_shares
+
+GROUP_LABELS = GROUPS + ("all",)
+SOURCES = ("generated", "null")
+TABLE_COLUMNS = ["repeat", "epoch", "group", "criterion", "threshold", "memorized", "memorized_null",
+                 "copied", "copied_null", "n_generated", "n_group_points"]
+
+
+class CorruptRunError(RuntimeError):
+    """A results directory that cannot be trusted: missing or unreadable files, or another config's."""
+
+
+def table_thresholds(config: ExperimentConfig) -> np.ndarray:
+    """The documented threshold grid plus the config's own two thresholds, sorted."""
+    return np.unique(np.array(THRESHOLD_GRID + (config.ratio, config.train_ratio), np.float64))
+
+
+def location_ids(train_points: np.ndarray) -> np.ndarray:
+    """(N,) id of each training point's distinct location (exact copies share one)."""
+    return np.unique(train_points, axis=0, return_inverse=True)[1].reshape(-1)
+
+
+def summarize(arrays: dict[str, np.ndarray], groups: np.ndarray, locations: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Rates of one evaluated epoch.
+
+    arrays: neighbour arrays (R, n) for the generated (``d1`` ...) and null (``null_d1`` ...) draws;
+    groups, locations: (R, N). Returns (R, criterion, source, normalisation, group+all, K) with
+    normalisation 0 = memorized (share of generated set), 1 = copied (share of group's points).
+    """
+    R = groups.shape[0]
+    out = np.empty((R, len(CRITERIA), len(SOURCES), 2, len(GROUP_LABELS), len(thresholds)))
+    for r in range(R):
+        for s, prefix in enumerate(("", "null_")):
+            idx = arrays[prefix + "index"][r]
+            for c, crit in enumerate(CRITERIA):
+                ratio = critical_ratio(crit, arrays[prefix + "d1"][r], arrays[prefix + "d2"][r], arrays[prefix + "d_test"][r])
+                out[r, c, s, 0] = memorized_shares(crit, ratio, groups[r][idx], thresholds)
+                out[r, c, s, 1] = copied_shares(crit, ratio, locations[r][idx], locations[r], groups[r], thresholds)
+    return out
+
+
+def summary_rows(summary: np.ndarray, epoch: int, repeats: list[int], thresholds: np.ndarray,
+                 n_generated: int, group_sizes: np.ndarray) -> pd.DataFrame:
+    """Tidy rows from one epoch's `summary` (see summarize); group_sizes (R, group+all)."""
+    R, C, _, _, G, K = summary.shape
+    rr, cc, gg, kk = np.meshgrid(np.arange(R), np.arange(C), np.arange(G), np.arange(K), indexing="ij")
+    rr, cc, gg, kk = (a.reshape(-1) for a in (rr, cc, gg, kk))
+    return pd.DataFrame({
+        "repeat": np.asarray(repeats)[rr],
+        "epoch": epoch,
+        "group": np.asarray(GROUP_LABELS)[gg],
+        "criterion": np.asarray(CRITERIA)[cc],
+        "threshold": thresholds[kk],
+        "memorized": summary[rr, cc, 0, 0, gg, kk],
+        "memorized_null": summary[rr, cc, 1, 0, gg, kk],
+        "copied": summary[rr, cc, 0, 1, gg, kk],
+        "copied_null": summary[rr, cc, 1, 1, gg, kk],
+        "n_generated": n_generated,
+        "n_group_points": group_sizes[rr, gg],
+    })
+
+
+def group_sizes(groups: np.ndarray) -> np.ndarray:
+    """(R, group+all) number of training points per group; groups (R, N)."""
+    counts = np.stack([np.bincount(g.astype(np.int64), minlength=len(GROUPS)) for g in groups])
+    return np.concatenate([counts, counts.sum(1, keepdims=True)], axis=1)
+
+
+def epoch_file(path: Path, epoch: int) -> Path:
+    return Path(path) / "epochs" / f"epoch_{epoch:06d}.npz"
+
+
+def read_config(path: Path) -> ExperimentConfig:
+    f = Path(path) / "config.json"
+    try:
+        return ExperimentConfig.from_dict(json.loads(f.read_text()))
+    except FileNotFoundError:
+        raise CorruptRunError(f"{path} has no config.json: not a memnb run directory") from None
+    except (json.JSONDecodeError, ValueError, TypeError) as e:
+        raise CorruptRunError(f"{f} is unreadable or invalid ({e}); delete {path} to start this run again") from None
+
+
+def load_npz(f: Path, required: tuple[str, ...]) -> dict[str, np.ndarray]:
+    try:
+        with np.load(f) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as e:  # truncated or foreign file
+        raise CorruptRunError(f"{f} is unreadable ({type(e).__name__}: {e}); delete it (or the run) to recompute") from None
+    missing = [k for k in required if k not in arrays]
+    if missing:
+        raise CorruptRunError(f"{f} lacks arrays {missing}")
+    return arrays
+
+
+class Results:
+    """Read access to one run directory; nothing here trains or searches."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.config = read_config(self.path)
+
+    # -- files ---------------------------------------------------------------------------
+    @property
+    def manifest(self) -> dict:
+        f = self.path / "manifest.json"
+        return json.loads(f.read_text()) if f.exists() else {"complete": False}
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.manifest.get("complete"))
+
+    @property
+    def evaluated_epochs(self) -> list[int]:
+        return sorted(int(f.stem.split("_")[1]) for f in (self.path / "epochs").glob("epoch_*.npz"))
+
+    @cached_property
+    def data(self) -> dict[str, np.ndarray]:
+        return load_npz(self.path / "data.npz", ("train_points", "groups", "test_points"))
+
+    @cached_property
+    def locations(self) -> np.ndarray:
+        return np.stack([location_ids(p) for p in self.data["train_points"]])
+
+    def epoch_arrays(self, epoch: int) -> dict[str, np.ndarray]:
+        """Stored arrays of evaluated `epoch` (see the module docstring for names and shapes)."""
+        f = epoch_file(self.path, epoch)
+        if not f.exists():
+            raise KeyError(f"epoch {epoch} was not evaluated; evaluated epochs: {self.evaluated_epochs}")
+        return load_npz(f, ("samples", "d1", "d2", "d_test", "index", "summary"))
+
+    # -- tables --------------------------------------------------------------------------
+    def table(self) -> pd.DataFrame:
+        """The tidy results table (complete runs read table.parquet; partial runs assemble what exists)."""
+        f = self.path / "table.parquet"
+        if self.complete and f.exists():
+            return pd.read_parquet(f)
+        return self.assemble_table()
+
+    def assemble_table(self) -> pd.DataFrame:
+        thresholds = table_thresholds(self.config)
+        sizes = group_sizes(self.data["groups"])
+        repeats = list(range(self.config.n_repeats))
+        frames = [summary_rows(self.epoch_arrays(e)["summary"], e, repeats, thresholds,
+                               self.config.n_generate_points, sizes) for e in self.evaluated_epochs]
+        if not frames:
+            return pd.DataFrame(columns=TABLE_COLUMNS)
+        return pd.concat(frames, ignore_index=True).sort_values(["repeat", "epoch", "criterion", "group", "threshold"],
+                                                               ignore_index=True)
+
+    def loss(self) -> pd.DataFrame:
+        f = self.path / "loss.parquet"
+        return pd.read_parquet(f) if f.exists() else pd.DataFrame(columns=["repeat", "epoch", "loss"])
+
+    def rates_at(self, criterion: str, threshold: float, epochs: list[int] | None = None) -> pd.DataFrame:
+        """Rates at any threshold, recomputed from the stored per-sample distances (no search, no training).
+
+        Same columns as table(), for one criterion and threshold.
+        """
+        thresholds = np.array([float(threshold)])
+        sizes = group_sizes(self.data["groups"])
+        repeats = list(range(self.config.n_repeats))
+        frames = []
+        for e in self.evaluated_epochs if epochs is None else epochs:
+            s = summarize(self.epoch_arrays(e), self.data["groups"], self.locations, thresholds)
+            frames.append(summary_rows(s, e, repeats, thresholds, self.config.n_generate_points, sizes))
+        df = pd.concat(frames, ignore_index=True)
+        return df[df.criterion == criterion].reset_index(drop=True)
+
+    def __repr__(self) -> str:
+        state = "complete" if self.complete else f"partial ({len(self.evaluated_epochs)} epochs evaluated)"
+        return f"Results({str(self.path)!r}, {state})"

@@ -1,0 +1,148 @@
+"""run_experiment: the paper's per-epoch protocol, written epoch by epoch, resumable, idempotent.
+
+Protocol, for every repeat at once (one batched ensemble): at the start of every evaluated epoch
+(0 = untrained, every `eval_every`, and after the last) draw `n_generate` samples, search their
+neighbours among the repeat's training and test points, do the same for `n_generate` fresh
+draws from the data distribution (the null baseline), tabulate, write; then train one epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import __version__
+from .config import ExperimentConfig
+from .ensemble import Ensemble
+from .results import (CorruptRunError, Results, epoch_file, group_sizes, read_config, summarize, summary_rows,
+                      table_thresholds)
+from .storage import write_json, write_npz, write_parquet, write_torch
+
+DEFAULT_ROOT = Path(os.environ.get("MEMNB_RUNS", "outputs/runs"))
+
+
+def run_dir(config: ExperimentConfig, root: Path | str | None = None) -> Path:
+    return Path(DEFAULT_ROOT if root is None else root) / config.run_name()
+
+
+def _prepare_dir(path: Path, config: ExperimentConfig) -> None:
+    if (path / "config.json").exists():
+        stored = read_config(path)
+        if stored != config:
+            diff = {k: (v, config.to_dict()[k]) for k, v in stored.to_dict().items() if config.to_dict()[k] != v}
+            raise CorruptRunError(f"{path} belongs to another config (stored vs requested: {diff}); "
+                                  "use another output root or delete it")
+    else:
+        if path.exists() and any(path.iterdir()):
+            raise CorruptRunError(f"{path} exists without config.json: not a memnb run; move or delete it")
+        write_json(path / "config.json", config.to_dict())
+
+
+def _loss_frame(history: np.ndarray) -> pd.DataFrame:
+    """history (E, R) -> long table repeat, epoch (1..E), loss."""
+    E, R = history.shape
+    return pd.DataFrame({"repeat": np.tile(np.arange(R), E), "epoch": np.repeat(np.arange(1, E + 1), R),
+                         "loss": history.reshape(-1).astype(np.float64)})
+
+
+def _progress(total: int, initial: int, enabled: bool, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not enabled, desc=desc, unit="epoch")
+
+
+def run_experiment(config: ExperimentConfig, root: Path | str | None = None, progress: bool = True) -> Results:
+    """Run (or resume, or just load) `config`; returns its Results.
+
+    Results go to ``root/config.run_name()`` (root defaults to $MEMNB_RUNS or outputs/runs).
+    Every file is written atomically, so a run killed at any moment and started again resumes
+    from its last complete epoch and ends with exactly the results of an uninterrupted run.
+    """
+    path = run_dir(config, root)
+    path.mkdir(parents=True, exist_ok=True)
+    _prepare_dir(path, config)
+    results = Results(path)
+    if results.complete:
+        return results
+
+    ens = Ensemble(config)
+    groups, locations = ens.groups, ens.locations
+    thresholds = table_thresholds(config)
+    if not (path / "data.npz").exists():
+        write_npz(path / "data.npz", {
+            "train_points": np.stack([t.points for t in ens.train_sets]),
+            "groups": groups,
+            "test_points": np.stack(ens.test_sets),
+            "cluster_centre": np.stack([t.cluster.centre for t in ens.train_sets]),
+            "cluster_std": np.array([t.cluster.std for t in ens.train_sets]),
+        })
+    elif not np.array_equal(results.data["train_points"], np.stack([t.points for t in ens.train_sets])):
+        raise CorruptRunError(f"{path / 'data.npz'} does not hold this config's training data; delete {path}")
+
+    start, history = 0, np.zeros((0, config.n_repeats), np.float32)
+    ckpt_file = path / "checkpoint.pt"
+    if ckpt_file.exists():
+        try:
+            ckpt = torch.load(ckpt_file, map_location=ens.device, weights_only=False)
+            ens.load_state_dict(ckpt["ensemble"])
+        except Exception as e:
+            raise CorruptRunError(f"{ckpt_file} is unreadable ({type(e).__name__}: {e}); delete {path} to start over") from None
+        start, history = int(ckpt["trained_epochs"]), np.asarray(ckpt["loss_history"], np.float32)
+    evaluated = set(results.evaluated_epochs)
+    eval_epochs = set(config.eval_epochs)
+    missing = sorted(e for e in eval_epochs if e < start and e not in evaluated)
+    extra = sorted(e for e in evaluated if e > start or e not in eval_epochs)
+    if missing or extra:
+        raise CorruptRunError(f"{path}: checkpoint at epoch {start} but evaluated-epoch files missing {missing} "
+                              f"or unexpected {extra}; delete {path} to start over")
+
+    timings = {"train_s": 0.0, "generate_s": 0.0, "metric_s": 0.0}
+    sizes = group_sizes(groups)
+    bar = _progress(config.epochs + 1, start, progress, f"{config.dataset} x{config.n_repeats} repeats")
+    t_run = time.perf_counter()
+    for epoch in range(start, config.epochs + 1):
+        if epoch in eval_epochs and epoch not in evaluated:
+            t0 = time.perf_counter()
+            samples = ens.generate(epoch)
+            t1 = time.perf_counter()
+            arrays = {"samples": samples.astype(np.float16), **ens.search(samples), **ens.search(ens.null_draws(epoch), "null_")}
+            arrays["summary"] = summarize(arrays, groups, locations, thresholds)
+            write_npz(epoch_file(path, epoch), arrays)
+            t2 = time.perf_counter()
+            timings["generate_s"] += t1 - t0
+            timings["metric_s"] += t2 - t1
+            shares = summary_rows(arrays["summary"], epoch, ens.repeats, thresholds, config.n_generate_points, sizes)
+            sel = shares[(shares.group == "all") & (shares.criterion == "paper") & (shares.threshold == config.ratio)]
+            bar.set_postfix(memorized=f"{sel.memorized.mean():.3f}", null=f"{sel.memorized_null.mean():.3f}", refresh=False)
+        if epoch == config.epochs:
+            break
+        t0 = time.perf_counter()
+        loss = ens.train_epoch(epoch)
+        timings["train_s"] += time.perf_counter() - t0
+        history = np.concatenate([history, loss[None].astype(np.float32)])
+        write_torch(ckpt_file, {"ensemble": ens.state_dict(), "trained_epochs": epoch + 1, "loss_history": history})
+        write_parquet(path / "loss.parquet", _loss_frame(history))
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.mean():.4f}", refresh=True)
+    bar.update(1)
+    bar.close()
+
+    if config.epochs == 0:
+        write_parquet(path / "loss.parquet", _loss_frame(history))
+    write_parquet(path / "table.parquet", results.assemble_table())
+    write_json(path / "manifest.json", {
+        "complete": True,
+        "memnb_version": __version__,
+        "torch_version": torch.__version__,
+        "device": str(ens.device),
+        "resumed_from_epoch": start,
+        "wall_s_this_session": time.perf_counter() - t_run,
+        **{k: round(v, 3) for k, v in timings.items()},
+    })
+    return Results(path)

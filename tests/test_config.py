@@ -1,0 +1,62 @@
+import json
+
+import pytest
+
+from memnb import ExperimentConfig
+
+BAD = [
+    ("ratio", 1.0), ("ratio", 0.5), ("ratio", float("nan")), ("ratio", float("inf")), ("ratio", "1.5"),
+    ("train_ratio", 1.0),
+    ("n_outliers", -1), ("n_outliers", 2.5), ("n_duplicates", -3), ("n_duplicates", True),
+    ("n_base", 1), ("n_base", 100.0),
+    ("dataset", "spiral"), ("device", "tpu"), ("neighbors", "annoy"), ("precision", "fp8"),
+    ("n_generate", 0), ("eval_every", 0), ("n_repeats", 0), ("epochs", -1), ("seed", -1),
+    ("batch_size", 0), ("learning_rate", 0.0), ("weight_decay", -0.1), ("grad_clip", 0),
+    ("beta_start", 0.0), ("beta_end", 1.5), ("num_timesteps", 0), ("n_test", 1),
+    ("outlier_distance", -1.0), ("outlier_spread", -0.1), ("duplicate_jitter", -1), ("embedding_size", 7),
+]
+
+
+@pytest.mark.parametrize("field,value", BAD)
+def test_bad_input_names_field_value_and_allowed(field, value):
+    with pytest.raises(ValueError) as e:
+        ExperimentConfig(**{field: value})
+    msg = str(e.value)
+    assert repr(field) in msg and repr(value) in msg and "allowed" in msg
+
+
+def test_more_duplicates_than_base_points():
+    with pytest.raises(ValueError, match="n_duplicates.*at most n_base = 10"):
+        ExperimentConfig(n_base=10, n_duplicates=11, n_outliers=0, batch_size=4)
+
+
+def test_beta_end_below_beta_start():
+    with pytest.raises(ValueError, match="beta_end"):
+        ExperimentConfig(beta_start=0.02, beta_end=0.01)
+
+
+def test_unknown_field_from_dict():
+    with pytest.raises(ValueError, match="unknown config field"):
+        ExperimentConfig.from_dict({"ratoi": 2.0})
+
+
+def test_frozen_and_roundtrip():
+    c = ExperimentConfig(n_base=1000, ratio=2.0)
+    with pytest.raises(Exception):
+        c.ratio = 3.0
+    assert ExperimentConfig.from_dict(json.loads(c.to_json())) == c
+    assert c.replace(seed=1) != c
+
+
+def test_derived_sizes_and_eval_epochs():
+    c = ExperimentConfig(n_base=1000, n_outliers=10, n_duplicates=20, epochs=10, eval_every=4)
+    assert c.n_train == 1030 and c.n_generate_points == 1030 and c.n_test_points == 1000
+    assert c.eval_epochs == (0, 4, 8, 10)
+    assert ExperimentConfig(epochs=8, eval_every=4).eval_epochs == (0, 4, 8)
+
+
+def test_run_name_from_config_not_clock():
+    a, b = ExperimentConfig(), ExperimentConfig()
+    assert a.run_name() == b.run_name()
+    assert a.run_name() != a.replace(learning_rate=2e-3).run_name()
+    assert a.run_name().startswith("moons-n20000-o400-d400-e400-r10-s0-")

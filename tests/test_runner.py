@@ -1,0 +1,147 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from memnb import CorruptRunError, ExperimentConfig, Results, run_experiment
+from memnb.results import TABLE_COLUMNS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def assert_same_results(a: Results, b: Results):
+    assert a.evaluated_epochs == b.evaluated_epochs
+    for e in a.evaluated_epochs:
+        x, y = a.epoch_arrays(e), b.epoch_arrays(e)
+        assert x.keys() == y.keys()
+        for k in x:
+            np.testing.assert_array_equal(x[k], y[k], err_msg=f"epoch {e} array {k}")
+    pd.testing.assert_frame_equal(a.table(), b.table())
+    pd.testing.assert_frame_equal(a.loss(), b.loss())
+
+
+def test_table_schema_and_null_beside_every_number(tiny_config, tmp_path):
+    res = run_experiment(tiny_config, root=tmp_path, progress=False)
+    df = res.table()
+    assert list(df.columns) == TABLE_COLUMNS
+    assert set(df.group) == {"inlier", "outlier", "duplicate", "all"}
+    assert set(df.criterion) == {"paper", "train_only"}
+    assert sorted(df.epoch.unique()) == [0, 1, 2, 3]
+    assert {1.5, 3.0} <= set(df.threshold)
+    n_thr = df.threshold.nunique()
+    assert len(df) == 2 * 4 * 4 * 2 * n_thr  # repeats x epochs x groups x criteria x thresholds
+    assert df[["memorized", "memorized_null", "copied", "copied_null"]].notna().all().all()
+    assert df[["memorized", "memorized_null", "copied", "copied_null"]].stack().between(0, 1).all()
+    # the groups partition the generated set
+    g = df.pivot_table(index=["repeat", "epoch", "criterion", "threshold"], columns="group", values="memorized")
+    np.testing.assert_allclose(g[["inlier", "outlier", "duplicate"]].sum(axis=1), g["all"])
+    # a self-describing directory: config beside the results, readable with pandas alone
+    stored = json.loads((res.path / "config.json").read_text())
+    assert ExperimentConfig.from_dict(stored) == tiny_config
+    assert len(pd.read_parquet(res.path / "table.parquet")) == len(df)
+    loss = pd.read_parquet(res.path / "loss.parquet")
+    assert sorted(loss.epoch.unique()) == [1, 2, 3] and loss.repeat.nunique() == 2
+
+
+def test_rates_at_any_threshold_equal_the_table(tiny_config, tmp_path):
+    res = run_experiment(tiny_config, root=tmp_path, progress=False)
+    tab = res.table()
+    for crit, k in (("paper", 2.0), ("train_only", 3.0)):
+        a = res.rates_at(crit, k).sort_values(["repeat", "epoch", "group"], ignore_index=True)
+        b = tab[(tab.criterion == crit) & (tab.threshold == k)].sort_values(["repeat", "epoch", "group"], ignore_index=True)
+        pd.testing.assert_frame_equal(a, b[a.columns])
+    # a threshold off the grid still works, and a higher ratio never memorizes more
+    lo, hi = res.rates_at("paper", 1.7), res.rates_at("paper", 4.5)
+    assert (hi.memorized.to_numpy() <= lo.memorized.to_numpy() + 1e-12).all()
+
+
+def test_same_config_same_numbers(tiny_config, tmp_path):
+    a = run_experiment(tiny_config, root=tmp_path / "a", progress=False)
+    b = run_experiment(tiny_config, root=tmp_path / "b", progress=False)
+    assert_same_results(a, b)
+    c = run_experiment(tiny_config.replace(seed=1), root=tmp_path / "a", progress=False)
+    assert not np.array_equal(a.epoch_arrays(3)["d1"], c.epoch_arrays(3)["d1"])
+
+
+def test_finished_config_loads_instead_of_training(tiny_config, tmp_path, monkeypatch):
+    first = run_experiment(tiny_config, root=tmp_path, progress=False)
+    import memnb.runner
+
+    def boom(*a, **k):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(memnb.runner, "Ensemble", boom)
+    again = run_experiment(tiny_config, root=tmp_path, progress=False)
+    assert again.path == first.path and again.complete
+
+
+def test_eval_every(tmp_path):
+    c = ExperimentConfig(n_base=300, n_outliers=5, n_duplicates=5, epochs=5, eval_every=2, n_repeats=1, device="cpu",
+                         n_generate=100)
+    res = run_experiment(c, root=tmp_path, progress=False)
+    assert res.evaluated_epochs == [0, 2, 4, 5]
+    assert res.epoch_arrays(2)["d1"].shape == (1, 100)
+    assert res.epoch_arrays(2)["samples"].shape == (1, 100, 2)
+
+
+KILL_CONFIG = dict(n_base=3000, n_outliers=30, n_duplicates=30, epochs=8, n_repeats=2, device="cpu")
+
+
+def test_resume_after_a_real_kill_equals_an_uninterrupted_run(tmp_path):
+    config = ExperimentConfig(**KILL_CONFIG)
+    script = (f"import memnb; memnb.run_experiment(memnb.ExperimentConfig(**{KILL_CONFIG!r}), "
+              f"root={str(tmp_path / 'killed')!r}, progress=False)")
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
+    epochs_dir = tmp_path / "killed" / config.run_name() / "epochs"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if epochs_dir.exists() and len(list(epochs_dir.glob("epoch_*.npz"))) >= 3:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be killed; make KILL_CONFIG longer"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = Results(tmp_path / "killed" / config.run_name())
+    assert not partial.complete and 3 <= len(partial.evaluated_epochs) < 9
+    resumed = run_experiment(config, root=tmp_path / "killed", progress=False)
+    assert resumed.manifest["resumed_from_epoch"] > 0
+    straight = run_experiment(config, root=tmp_path / "straight", progress=False)
+    assert_same_results(resumed, straight)
+
+
+def test_directory_of_another_config_is_refused(tiny_config, tmp_path):
+    res = run_experiment(tiny_config, root=tmp_path, progress=False)
+    other = tiny_config.replace(ratio=2.0)
+    (res.path / "config.json").write_text(json.dumps(other.to_dict()))
+    with pytest.raises(CorruptRunError, match="belongs to another config.*ratio"):
+        run_experiment(tiny_config, root=tmp_path, progress=False)
+
+
+def test_corrupt_files_give_clear_errors(tiny_config, tmp_path):
+    res = run_experiment(tiny_config, root=tmp_path, progress=False)
+    (res.path / "manifest.json").unlink()  # looks interrupted
+    victim = res.path / "epochs" / "epoch_000002.npz"
+    victim.write_bytes(victim.read_bytes()[:100])
+    with pytest.raises(CorruptRunError, match="epoch_000002.npz is unreadable"):
+        Results(res.path).assemble_table()
+    victim.unlink()
+    with pytest.raises(CorruptRunError, match=r"missing \[2\]"):
+        run_experiment(tiny_config, root=tmp_path, progress=False)
+    (res.path / "config.json").write_text("{not json")
+    with pytest.raises(CorruptRunError, match="config.json is unreadable"):
+        run_experiment(tiny_config, root=tmp_path, progress=False)
+
+
+def test_foreign_directory_is_refused(tiny_config, tmp_path):
+    d = tmp_path / tiny_config.run_name()
+    d.mkdir(parents=True)
+    (d / "notes.txt").write_text("mine")
+    with pytest.raises(CorruptRunError, match="without config.json"):
+        run_experiment(tiny_config, root=tmp_path, progress=False)
