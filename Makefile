@@ -1,6 +1,7 @@
 # The two commands of the README, each self-sufficient on a fresh clone:
 #   make figures   render the figure notebooks into outputs/ (PROFILE=laptop|paper|smoke)
 #   make test      the whole test suite
+#   make bench     memnb against a naive loop, side by side (writes outputs/bench/latest.json)
 # Both create .venv (idempotent: re-installs only when pyproject.toml changes).
 
 PYTHON ?= python3
@@ -34,3 +35,6 @@ test: venv chromium
 
 clean-venv:
 	rm -rf $(VENV)
+
+bench: venv
+	$(PY) benchmarks/bench.py $(BENCH_ARGS)

@@ -18,7 +18,7 @@ from typing import Any
 DATASETS = ("moons", "circle", "line", "gmm")
 DEVICES = ("auto", "cpu", "cuda")
 NEIGHBOR_BACKENDS = ("kdtree", "faiss")
-PRECISIONS = ("fp32",)
+PRECISIONS = ("fp32", "bf16")
 # Thresholds at which the stored table is tabulated, for both criteria (ratios >= 1).
 # Any other threshold can be recomputed from the stored per-sample distances.
 THRESHOLD_GRID = (1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0)
@@ -64,7 +64,7 @@ class ExperimentConfig:
     n_repeats: int = 10
     seed: int = 0
     device: str = "auto"
-    precision: str = "fp32"
+    precision: str = "fp32"  # of the sampler's matrix products; training is always fp32
 
     def __post_init__(self) -> None:
         _validate(self)

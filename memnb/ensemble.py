@@ -68,10 +68,14 @@ class Ensemble:
                            self._generators(Stream.TRAIN, epoch))
         return loss.cpu().numpy()
 
-    def generate(self, epoch: int, n: int | None = None) -> np.ndarray:
-        """(R, n, 2) float32 samples drawn at the start of `epoch` (default n: config.n_generate_points)."""
+    def generate(self, epoch: int, n: int | None = None, precision: str | None = None) -> np.ndarray:
+        """(R, n, 2) float32 samples drawn at the start of `epoch`.
+
+        Defaults: n = config.n_generate_points, precision = config.precision.
+        """
         n = self.config.n_generate_points if n is None else n
-        return generate(self.model, self.schedule, n, self._generators(Stream.SAMPLE, epoch)).cpu().numpy()
+        precision = self.config.precision if precision is None else precision
+        return generate(self.model, self.schedule, n, self._generators(Stream.SAMPLE, epoch), precision=precision).cpu().numpy()
 
     def search(self, samples: np.ndarray, prefix: str = "") -> dict[str, np.ndarray]:
         """Neighbours of (R, n, 2) points, each member against its own training and test sets.

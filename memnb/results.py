@@ -185,6 +185,10 @@ class Results:
 
         Same columns as table(), for one criterion and threshold.
         """
+        if criterion not in CRITERIA:
+            raise ValueError(f"criterion {criterion!r} is unknown; allowed: {' | '.join(CRITERIA)}")
+        if not (isinstance(threshold, (int, float)) and np.isfinite(threshold) and threshold >= 1.0):
+            raise ValueError(f"threshold {threshold!r} is invalid; allowed: a finite ratio >= 1")
         thresholds = np.array([float(threshold)])
         sizes = group_sizes(self.data["groups"])
         repeats = list(range(self.config.n_repeats))
@@ -198,3 +202,78 @@ class Results:
     def __repr__(self) -> str:
         state = "complete" if self.complete else f"partial ({len(self.evaluated_epochs)} epochs evaluated)"
         return f"Results({str(self.path)!r}, {state})"
+
+
+# -- fast path for interactive thresholds ------------------------------------------------------
+SLIDER_THRESHOLDS = np.round(np.arange(100, 501, 5) / 100, 2)  # 1.00, 1.05, ..., 5.00
+_NEIGHBOUR_KEYS = ("d1", "d2", "d_test", "index")
+
+
+class RateGrid:
+    """A run's rates at a grid of thresholds, computed once from the stored distances; then read in milliseconds.
+
+    `summarize` (the same code that writes the table) runs once per evaluated epoch for every
+    threshold of the grid (default: 1.00 to 5.00 in steps of 0.05, plus the run's table
+    thresholds); afterwards `rates(criterion, threshold)` only indexes an array, so an
+    interactive control can redraw without reading files, searching or training. Values are
+    stored as float32 (2e-8 off the table's float64 shares); memory is
+    epochs x repeats x 32 x (thresholds) x 4 bytes (about 90 MB for a full paper run).
+    """
+
+    def __init__(self, results: Results, thresholds=None, progress: bool = False):
+        self.results = results
+        self.config = results.config
+        grid = SLIDER_THRESHOLDS if thresholds is None else np.asarray(thresholds, np.float64)
+        self.thresholds = np.unique(np.concatenate([grid, table_thresholds(self.config)]))
+        self.epochs = np.array(results.evaluated_epochs, np.int64)
+        self.repeats = np.arange(self.config.n_repeats)
+        groups, locations = results.data["groups"], results.locations
+        self.group_sizes = group_sizes(groups)
+        epochs = self.epochs
+        if progress:
+            from tqdm.auto import tqdm
+
+            epochs = tqdm(epochs, desc="rates at every threshold", unit="epoch")
+        keys = [p + k for p in ("", "null_") for k in _NEIGHBOUR_KEYS]
+        stack = []
+        for e in epochs:
+            f = epoch_file(results.path, int(e))
+            try:
+                with np.load(f) as z:  # only the neighbour arrays: samples are not needed
+                    arrays = {k: z[k] for k in keys}
+            except Exception as exc:
+                raise CorruptRunError(f"{f} is unreadable ({type(exc).__name__}: {exc})") from None
+            stack.append(summarize(arrays, groups, locations, self.thresholds).astype(np.float32))
+        # (E, R, criterion, source, normalisation, group+all, K)
+        self.summary = np.stack(stack) if stack else np.zeros((0, len(self.repeats), len(CRITERIA), 2, 2,
+                                                                 len(GROUP_LABELS), len(self.thresholds)), np.float32)
+
+    def threshold_index(self, threshold: float) -> int:
+        k = int(np.argmin(np.abs(self.thresholds - threshold)))
+        if not np.isclose(self.thresholds[k], threshold, rtol=0, atol=1e-9):
+            raise ValueError(f"threshold {threshold} is not on this grid ({self.thresholds.min()} to "
+                             f"{self.thresholds.max()}); use Results.rates_at for any other")
+        return k
+
+    def rates(self, criterion: str, threshold: float) -> pd.DataFrame:
+        """Same rows and columns as `Results.rates_at(criterion, threshold)`, sorted by repeat, epoch, group."""
+        if criterion not in CRITERIA:
+            raise ValueError(f"criterion {criterion!r} is unknown; allowed: {' | '.join(CRITERIA)}")
+        c, k = CRITERIA.index(criterion), self.threshold_index(threshold)
+        v = self.summary[:, :, c, :, :, :, k].astype(np.float64)  # (E, R, source, normalisation, G)
+        E, R, G = v.shape[0], v.shape[1], v.shape[-1]
+        rr, ee, gg = np.meshgrid(np.arange(R), np.arange(E), np.arange(G), indexing="ij")
+        rr, ee, gg = rr.reshape(-1), ee.reshape(-1), gg.reshape(-1)
+        return pd.DataFrame({
+            "repeat": self.repeats[rr],
+            "epoch": self.epochs[ee],
+            "group": np.asarray(GROUP_LABELS)[gg],
+            "criterion": criterion,
+            "threshold": float(self.thresholds[k]),
+            "memorized": v[ee, rr, 0, 0, gg],
+            "memorized_null": v[ee, rr, 1, 0, gg],
+            "copied": v[ee, rr, 0, 1, gg],
+            "copied_null": v[ee, rr, 1, 1, gg],
+            "n_generated": self.config.n_generate_points,
+            "n_group_points": self.group_sizes[rr, gg],
+        })

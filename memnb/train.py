@@ -17,7 +17,8 @@ from .model import EnsembleDenoiser
 
 def make_optimizer(model: EnsembleDenoiser, learning_rate: float, weight_decay: float) -> torch.optim.Optimizer:
     # AdamW is elementwise, so one optimizer over stacked weights updates members independently.
-    return torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay, foreach=True)
+    # fused=True: one vectorised pass over all parameters per step (CPU and CUDA), same update rule.
+    return torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay, fused=True)
 
 
 def draw_epoch_randomness(n_points: int, batch_size: int, num_timesteps: int, generators: list[torch.Generator], device: torch.device):
@@ -40,8 +41,8 @@ def clip_grad_norm_per_member(params: list[torch.Tensor], max_norm: float) -> to
 
     Same rule as torch: scale = min(1, max_norm / (norm + 1e-6)).
     """
-    sq = sum(p.grad.pow(2).flatten(1).sum(1) for p in params)
-    norms = sq.sqrt()
+    per_param = torch.stack([torch.linalg.vector_norm(p.grad.flatten(1), dim=1) for p in params])  # (P, R)
+    norms = torch.linalg.vector_norm(per_param, dim=0)
     scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
     for p in params:
         p.grad.mul_(scale.view(-1, *([1] * (p.grad.dim() - 1))))

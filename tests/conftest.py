@@ -2,9 +2,19 @@ import os
 
 import pytest
 
-os.environ.setdefault("MEMNB_RUNS", "")  # tests always pass an explicit root
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One BLAS/OpenMP thread per xdist worker: two workers with two threads each on two cores
+    # oversubscribe them, and OpenMP's spin-waiting then slows every matmul by an order of magnitude.
+    # Subprocesses and notebook kernels started by the tests inherit this.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["MKL_NUM_THREADS"] = "1"
+
+import torch  # noqa: E402
 
 from memnb import ExperimentConfig  # noqa: E402
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
 
 
 @pytest.fixture

@@ -60,6 +60,10 @@ def test_rates_at_any_threshold_equal_the_table(tiny_config, tmp_path):
     # a threshold off the grid still works, and a higher ratio never memorizes more
     lo, hi = res.rates_at("paper", 1.7), res.rates_at("paper", 4.5)
     assert (hi.memorized.to_numpy() <= lo.memorized.to_numpy() + 1e-12).all()
+    with pytest.raises(ValueError, match="criterion 'nearest'.*paper \\| train_only"):
+        res.rates_at("nearest", 2.0)
+    with pytest.raises(ValueError, match="threshold 0.5"):
+        res.rates_at("paper", 0.5)
 
 
 def test_same_config_same_numbers(tiny_config, tmp_path):
