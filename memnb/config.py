@@ -19,6 +19,10 @@ DATASETS = ("moons", "circle", "line", "gmm")
 DEVICES = ("auto", "cpu", "cuda")
 NEIGHBOR_BACKENDS = ("kdtree", "faiss")
 PRECISIONS = ("fp32", "bf16")
+# "base": the paper's test set, fresh base-distribution points only. "matched": the same points plus
+# fresh outlier-cluster draws and fresh near-duplicates of held-out points, in training proportions,
+# so the paper's ratio test compares like with like (see data.make_test_set).
+TEST_SETS = ("base", "matched")
 # Thresholds at which the stored table is tabulated, for both criteria (ratios >= 1).
 # Any other threshold can be recomputed from the stored per-sample distances.
 THRESHOLD_GRID = (1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0)
@@ -59,6 +63,11 @@ class ExperimentConfig:
     n_generate: int | None = None
     ratio: float = 1.5  # paper's criterion: memorized iff d_test >= ratio * d_train
     train_ratio: float = 3.0  # train-only criterion: memorized iff d2 > train_ratio * d1 (d1/d2 < 1/3)
+    # relative criterion (Carlini et al. 2023): memorized iff d1 < relative_alpha * (mean distance to the
+    # 50 nearest training locations). Carlini's alpha = 0.5 flags ~99.6% of fresh draws in 2-D (nearest-
+    # neighbour distances grow like sqrt(k) here, not nearly constant as in high dimension); 0.1 flags ~20%.
+    relative_alpha: float = 0.1
+    test_set: str = "base"
     neighbors: str = "kdtree"
     # repeats and execution
     n_repeats: int = 10
@@ -76,8 +85,26 @@ class ExperimentConfig:
         return self.n_base + self.n_outliers + self.n_duplicates
 
     @property
-    def n_test_points(self) -> int:
+    def n_test_base(self) -> int:
+        """Fresh base-distribution points in the test set (`n_test`, default n_base)."""
         return self.n_base if self.n_test is None else self.n_test
+
+    @property
+    def n_test_outliers(self) -> int:
+        """Fresh outlier-cluster draws in a "matched" test set: n_test_base * n_outliers / n_base, rounded; else 0."""
+        return round(self.n_test_base * self.n_outliers / self.n_base) if self.test_set == "matched" else 0
+
+    @property
+    def n_test_duplicates(self) -> int:
+        """Near-duplicate copies of held-out points in a "matched" test set, in training proportion; else 0."""
+        if self.test_set != "matched":
+            return 0
+        return min(self.n_test_base, round(self.n_test_base * self.n_duplicates / self.n_base))
+
+    @property
+    def n_test_points(self) -> int:
+        """Test-set size m: the base part plus, for test_set="matched", its outliers and near-duplicates."""
+        return self.n_test_base + self.n_test_outliers + self.n_test_duplicates
 
     @property
     def n_generate_points(self) -> int:
@@ -155,6 +182,7 @@ def _validate(c: ExperimentConfig) -> None:
     choice("device", DEVICES)
     choice("neighbors", NEIGHBOR_BACKENDS)
     choice("precision", PRECISIONS)
+    choice("test_set", TEST_SETS)
     integer("n_base", 2)
     integer("n_outliers", 0)
     integer("n_duplicates", 0)
@@ -189,3 +217,5 @@ def _validate(c: ExperimentConfig) -> None:
         _fail("beta_end", c.beta_end, "a number < 1")
     real("ratio", 1.0, strict=True)
     real("train_ratio", 1.0, strict=True)
+    if not (_is_real(c.relative_alpha) and 0.0 < c.relative_alpha < 1.0):
+        _fail("relative_alpha", c.relative_alpha, "a finite number > 0 and < 1 (the threshold 1/alpha must exceed 1)")

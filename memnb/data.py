@@ -123,9 +123,26 @@ def make_training_set(config: ExperimentConfig, repeat: int) -> TrainingSet:
     return TrainingSet(points=points, groups=groups, source=source, cluster=cluster)
 
 
-def make_test_set(config: ExperimentConfig, repeat: int) -> np.ndarray:
-    """(n_test, 2) fresh base-distribution points from the repeat's own TEST stream (never the training draw)."""
-    return make_base(config.dataset, config.n_test_points, numpy_rng(config.seed, repeat, Stream.TEST))
+def make_test_set(config: ExperimentConfig, repeat: int, train: TrainingSet | None = None) -> np.ndarray:
+    """(config.n_test_points, 2) held-out points from the repeat's own TEST stream (never the training draw).
+
+    test_set "base" (the paper's): n_test fresh base-distribution points. test_set "matched": the same
+    n_test points first (an identical draw), then fresh draws from the repeat's outlier cluster, then
+    near-duplicates of distinct held-out base points (copies plus the training set's duplicate
+    jitter), counts in training proportions (config.n_test_outliers, n_test_duplicates). Without
+    it the paper's ratio test has no held-out point near the outlier cluster, so any sample there
+    looks "memorized". `train` is the repeat's training set (for its cluster); made here when omitted.
+    """
+    rng = numpy_rng(config.seed, repeat, Stream.TEST)
+    base = make_base(config.dataset, config.n_test_base, rng)
+    if config.test_set == "base":
+        return base
+    cluster = (make_training_set(config, repeat) if train is None else train).cluster
+    outliers = cluster.sample(config.n_test_outliers, rng)
+    src = rng.choice(len(base), size=config.n_test_duplicates, replace=False)
+    data_std = float(np.sqrt((base.std(axis=0) ** 2).mean()))
+    copies = base[src] + config.duplicate_jitter * data_std * rng.standard_normal((len(src), 2))
+    return np.concatenate([base, outliers, copies])
 
 
 def sample_data_distribution(config: ExperimentConfig, train: TrainingSet, n: int, rng: np.random.Generator) -> np.ndarray:

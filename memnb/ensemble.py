@@ -21,7 +21,7 @@ from .sampling import generate
 from .seeding import Stream, numpy_rng, torch_generator
 from .train import make_optimizer, train_epoch
 
-NEIGHBOUR_FIELDS = ("d1", "d2", "index", "d_test")
+NEIGHBOUR_FIELDS = ("d1", "d2", "index", "d_test", "d_mean50")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -39,7 +39,7 @@ class Ensemble:
         self.repeats = list(range(c.n_repeats)) if repeats is None else [int(r) for r in repeats]
         self.device = resolve_device(c.device)
         self.train_sets = [make_training_set(c, r) for r in self.repeats]
-        self.test_sets = [make_test_set(c, r) for r in self.repeats]
+        self.test_sets = [make_test_set(c, r, ts) for r, ts in zip(self.repeats, self.train_sets)]
         self.searches = [NeighbourSearch(ts.points, test, c.neighbors) for ts, test in zip(self.train_sets, self.test_sets)]
         self.schedule = NoiseSchedule.linear(c.num_timesteps, c.beta_start, c.beta_end).to(self.device)
         # initialise on the CPU so every device starts from the same weights
@@ -80,7 +80,7 @@ class Ensemble:
     def search(self, samples: np.ndarray, prefix: str = "") -> dict[str, np.ndarray]:
         """Neighbours of (R, n, 2) points, each member against its own training and test sets.
 
-        Returns {prefix + field: (R, n)} for d1, d2, index, d_test.
+        Returns {prefix + field: (R, n)} for d1, d2, index, d_test, d_mean50.
         """
         found = [s.query(x) for s, x in zip(self.searches, samples)]
         return {prefix + f: np.stack([getattr(nb, f) for nb in found]) for f in NEIGHBOUR_FIELDS}

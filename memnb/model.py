@@ -45,6 +45,11 @@ class EnsembleDenoiser(nn.Module):
         super().__init__()
         self.n_members, self.hidden_size, self.embedding_size = n_members, hidden_size, embedding_size
         self.register_buffer("freqs", sinusoidal_frequencies(embedding_size, device), persistent=False)
+        # [f, f] and [0, pi/2]: one sin gives [sin(v f), cos(v f)] since cos a = sin(a + pi/2)
+        self.register_buffer("freqs2", torch.cat([self.freqs, self.freqs]), persistent=False)
+        self.register_buffer("phase", torch.cat([torch.zeros(embedding_size // 2, device=device),
+                                                 torch.full((embedding_size // 2,), math.pi / 2, device=device)]),
+                             persistent=False)
         shapes = [(3 * embedding_size, hidden_size)] + [(hidden_size, hidden_size)] * hidden_layers + [(hidden_size, 2)]
         gens = generators if generators is not None else [None] * n_members
         if len(gens) != n_members:
@@ -64,12 +69,10 @@ class EnsembleDenoiser(nn.Module):
                     b[r].copy_(torch.rand(1, b.shape[2], generator=g, device=device).mul_(2 * bound).sub_(bound))
 
     def embed(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """x (R, B, 2), t (R, B) -> (R, B, 3E) = [emb(t), emb(25 x), emb(25 y)]."""
-        return torch.cat([
-            sinusoidal_embedding(t.to(x.dtype), self.freqs),
-            sinusoidal_embedding(INPUT_SCALE * x[..., 0], self.freqs),
-            sinusoidal_embedding(INPUT_SCALE * x[..., 1], self.freqs),
-        ], dim=-1)
+        """x (R, B, 2), t (R, B) -> (R, B, 3E) = [emb(t), emb(25 x), emb(25 y)], in three kernels."""
+        v = torch.cat([t.to(x.dtype).unsqueeze(-1), INPUT_SCALE * x], dim=-1)  # (R, B, 3)
+        arg = torch.addcmul(self.phase, v.unsqueeze(-1), self.freqs2)  # (R, B, 3, E)
+        return arg.sin_().flatten(-2)
 
     def trunk(self, h: torch.Tensor) -> torch.Tensor:
         """Residual blocks and output layer on the first layer's activations h (R, B, H) -> (R, B, 2)."""

@@ -6,12 +6,21 @@ A run directory (``outputs/runs/<config.run_name()>/``) holds:
 - ``data.npz``: per repeat, ``train_points`` (R, N, 2), ``groups`` (R, N) (0 inlier, 1 outlier,
   2 duplicate), ``test_points`` (R, m, 2), ``cluster_centre`` (R, 2), ``cluster_std`` (R,);
 - ``epochs/epoch_XXXXXX.npz``: for the samples drawn at the start of that epoch, ``samples``
-  (R, n, 2) float16 and their neighbours ``d1``, ``d2``, ``d_test`` (R, n) float32 distances and
-  ``index`` (R, n) int32 nearest training point; the same four arrays prefixed ``null_`` for n
-  fresh draws from the data distribution; ``summary``: the tabulated rates;
+  (R, n, 2) float16 and their neighbours ``d1``, ``d2``, ``d_test``, ``d_mean50`` (R, n) float32
+  distances (``d_mean50``: mean distance to the 50 nearest distinct training locations, for the
+  ``relative`` criterion) and ``index`` (R, n) int32 nearest training point; the same five arrays
+  prefixed ``null_`` for n fresh draws from the data distribution; ``summary``: the tabulated
+  rates; ``zu`` (R, source, group+all) Meehan et al.'s Z_U of the generated (source 0) and null
+  (source 1) draws, and ``zu_n`` (R, 3, group+all) int64 the numbers of generated, null and test
+  points in each group's cell (see data_copying);
 - ``loss.parquet``: mean training loss per repeat and epoch (``epoch`` k = loss while training
   from k-1 to k completed epochs, aligned with the samples drawn at epoch k);
 - ``table.parquet``: one row per repeat x epoch x group x criterion x threshold;
+- ``zu.parquet``: Meehan et al. (2020)'s data-copying statistic, one row per repeat x epoch x
+  group (``inlier``, ``outlier``, ``duplicate``: the cell of points whose nearest training point
+  is in that group; ``all``: the global test), columns ``ZU_COLUMNS``: ``z_u`` (generated samples),
+  ``z_u_null`` (the null draws, its chance level), ``n_generated``, ``n_null``, ``n_test`` (points
+  in the cell; Z_U is NaN where a cell has no test point, e.g. the outliers' with test_set "base");
 - ``checkpoint.pt``: latest ensemble weights and optimizer state (the resume point);
 - ``manifest.json``: whether the run is complete, and how long it took.
 """
@@ -27,12 +36,14 @@ import pandas as pd
 
 from .config import THRESHOLD_GRID, ExperimentConfig
 from .data import GROUPS
-from .metric import CRITERIA, copied_shares, critical_ratio, memorized_shares
+from .metric import CRITERIA, copied_shares, critical_ratio, mann_whitney_z_by_group, memorized_shares
+from .neighbors import NeighbourSearch
 
 GROUP_LABELS = GROUPS + ("all",)
 SOURCES = ("generated", "null")
 TABLE_COLUMNS = ["repeat", "epoch", "group", "criterion", "threshold", "memorized", "memorized_null",
                  "copied", "copied_null", "n_generated", "n_group_points"]
+ZU_COLUMNS = ["repeat", "epoch", "group", "z_u", "z_u_null", "n_generated", "n_null", "n_test"]
 
 
 class CorruptRunError(RuntimeError):
@@ -40,8 +51,9 @@ class CorruptRunError(RuntimeError):
 
 
 def table_thresholds(config: ExperimentConfig) -> np.ndarray:
-    """The documented threshold grid plus the config's own two thresholds, sorted."""
-    return np.unique(np.array(THRESHOLD_GRID + (config.ratio, config.train_ratio), np.float64))
+    """The documented threshold grid plus the config's own thresholds (ratio, train_ratio, 1/relative_alpha), sorted."""
+    own = (config.ratio, config.train_ratio, 1.0 / config.relative_alpha)
+    return np.unique(np.array(THRESHOLD_GRID + own, np.float64))
 
 
 def location_ids(train_points: np.ndarray) -> np.ndarray:
@@ -55,14 +67,20 @@ def summarize(arrays: dict[str, np.ndarray], groups: np.ndarray, locations: np.n
     arrays: neighbour arrays (R, n) for the generated (``d1`` ...) and null (``null_d1`` ...) draws;
     groups, locations: (R, N). Returns (R, criterion, source, normalisation, group+all, K) with
     normalisation 0 = memorized (share of generated set), 1 = copied (share of group's points).
+    Rates of ``relative`` are NaN when ``d_mean50`` is absent (runs stored before it existed).
     """
     R = groups.shape[0]
     out = np.empty((R, len(CRITERIA), len(SOURCES), 2, len(GROUP_LABELS), len(thresholds)))
     for r in range(R):
         for s, prefix in enumerate(("", "null_")):
             idx = arrays[prefix + "index"][r]
+            mean50 = arrays[prefix + "d_mean50"][r] if prefix + "d_mean50" in arrays else None
             for c, crit in enumerate(CRITERIA):
-                ratio = critical_ratio(crit, arrays[prefix + "d1"][r], arrays[prefix + "d2"][r], arrays[prefix + "d_test"][r])
+                if crit == "relative" and mean50 is None:
+                    out[r, c, s] = np.nan
+                    continue
+                ratio = critical_ratio(crit, arrays[prefix + "d1"][r], arrays[prefix + "d2"][r], arrays[prefix + "d_test"][r],
+                                       mean50)
                 out[r, c, s, 0] = memorized_shares(crit, ratio, groups[r][idx], thresholds)
                 out[r, c, s, 1] = copied_shares(crit, ratio, locations[r][idx], locations[r], groups[r], thresholds)
     return out
@@ -93,6 +111,58 @@ def group_sizes(groups: np.ndarray) -> np.ndarray:
     """(R, group+all) number of training points per group; groups (R, N)."""
     counts = np.stack([np.bincount(g.astype(np.int64), minlength=len(GROUPS)) for g in groups])
     return np.concatenate([counts, counts.sum(1, keepdims=True)], axis=1)
+
+
+def held_out_neighbours(train_points: np.ndarray, test_points: np.ndarray, groups: np.ndarray,
+                    backend: str = "kdtree") -> tuple[np.ndarray, np.ndarray]:
+    """Per repeat, each test point's distance to its nearest training point and that point's group.
+
+    train_points (R, N, 2), test_points (R, m, 2), groups (R, N). Returns (R, m) float32 distances
+    (data units) and (R, m) group codes: L(P_n) and the cells of Meehan et al.'s test. Constant over
+    a run, so computed once per repeat.
+    """
+    d, g = [], []
+    for train, test, grp in zip(train_points, test_points, groups):
+        nb = NeighbourSearch(train, test, backend).query(test)
+        d.append(nb.d1)
+        g.append(grp[nb.index])
+    return np.stack(d), np.stack(g)
+
+
+def data_copying(arrays: dict[str, np.ndarray], test_d: np.ndarray, test_group: np.ndarray,
+                 groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Meehan et al.'s Z_U for one evaluated epoch, per repeat and cell (see metric.mann_whitney_z_by_group).
+
+    arrays: ``d1``, ``index`` (R, n) and ``null_d1``, ``null_index``; test_d, test_group: (R, m)
+    from held_out_neighbours; groups: (R, N). Returns Z_U (R, source, group+all) (source 0 generated,
+    1 null) and counts (R, 3, group+all) int64 of generated, null and test points per cell.
+    """
+    R, G = groups.shape[0], len(GROUP_LABELS)
+    z, n = np.empty((R, len(SOURCES), G)), np.empty((R, 3, G), np.int64)
+    for r in range(R):
+        for s, prefix in enumerate(("", "null_")):
+            cell = groups[r][arrays[prefix + "index"][r]]
+            z[r, s] = mann_whitney_z_by_group(test_d[r], test_group[r], arrays[prefix + "d1"][r], cell)
+            n[r, s] = _cell_counts(cell)
+        n[r, 2] = _cell_counts(test_group[r])
+    return z, n
+
+
+def _cell_counts(cell: np.ndarray) -> np.ndarray:
+    counts = np.bincount(cell.astype(np.int64), minlength=len(GROUPS))
+    return np.append(counts, counts.sum())
+
+
+def zu_rows(zu: np.ndarray, counts: np.ndarray, epoch: int, repeats: list[int]) -> pd.DataFrame:
+    """Tidy rows (ZU_COLUMNS) from one epoch's `zu` (R, source, group+all) and `counts` (R, 3, group+all)."""
+    R, _, G = zu.shape
+    rr, gg = np.meshgrid(np.arange(R), np.arange(G), indexing="ij")
+    rr, gg = rr.reshape(-1), gg.reshape(-1)
+    return pd.DataFrame({
+        "repeat": np.asarray(repeats)[rr], "epoch": epoch, "group": np.asarray(GROUP_LABELS)[gg],
+        "z_u": zu[rr, 0, gg], "z_u_null": zu[rr, 1, gg],
+        "n_generated": counts[rr, 0, gg], "n_null": counts[rr, 1, gg], "n_test": counts[rr, 2, gg],
+    })
 
 
 def epoch_file(path: Path, epoch: int) -> Path:
@@ -165,16 +235,56 @@ class Results:
             return pd.read_parquet(f)
         return self.assemble_table()
 
+    def _summary(self, epoch: int, thresholds: np.ndarray) -> np.ndarray:
+        """The stored summary of `epoch`, recomputed from its distances if it was stored with other
+        criteria or thresholds (a run written before the relative criterion existed)."""
+        arrays = self.epoch_arrays(epoch)
+        s = arrays["summary"]
+        if s.shape[1:] != (len(CRITERIA), len(SOURCES), 2, len(GROUP_LABELS), len(thresholds)):
+            s = summarize(arrays, self.data["groups"], self.locations, thresholds)
+        return s
+
     def assemble_table(self) -> pd.DataFrame:
         thresholds = table_thresholds(self.config)
         sizes = group_sizes(self.data["groups"])
         repeats = list(range(self.config.n_repeats))
-        frames = [summary_rows(self.epoch_arrays(e)["summary"], e, repeats, thresholds,
+        frames = [summary_rows(self._summary(e, thresholds), e, repeats, thresholds,
                                self.config.n_generate_points, sizes) for e in self.evaluated_epochs]
         if not frames:
             return pd.DataFrame(columns=TABLE_COLUMNS)
         return pd.concat(frames, ignore_index=True).sort_values(["repeat", "epoch", "criterion", "group", "threshold"],
                                                                ignore_index=True)
+
+    @cached_property
+    def held_out_neighbours(self) -> tuple[np.ndarray, np.ndarray]:
+        """(R, m) distance of every test point to its nearest training point, and that point's group."""
+        return held_out_neighbours(self.data["train_points"], self.data["test_points"], self.data["groups"],
+                               self.config.neighbors)
+
+    def zu(self) -> pd.DataFrame:
+        """Meehan et al.'s Z_U per repeat x epoch x cell (columns ZU_COLUMNS; see the module docstring).
+
+        Complete runs read zu.parquet; otherwise it is assembled from the epoch files, and computed
+        from the stored d1 and index where an epoch file has no ``zu`` (runs written before it existed).
+        """
+        f = self.path / "zu.parquet"
+        if self.complete and f.exists():
+            return pd.read_parquet(f)
+        return self.assemble_zu()
+
+    def assemble_zu(self) -> pd.DataFrame:
+        repeats = list(range(self.config.n_repeats))
+        frames = []
+        for e in self.evaluated_epochs:
+            arrays = self.epoch_arrays(e)
+            if "zu" in arrays and "zu_n" in arrays:
+                z, n = arrays["zu"], arrays["zu_n"]
+            else:
+                z, n = data_copying(arrays, *self.held_out_neighbours, self.data["groups"])
+            frames.append(zu_rows(z, n, e, repeats))
+        if not frames:
+            return pd.DataFrame(columns=ZU_COLUMNS)
+        return pd.concat(frames, ignore_index=True).sort_values(["repeat", "epoch", "group"], ignore_index=True)
 
     def loss(self) -> pd.DataFrame:
         f = self.path / "loss.parquet"
@@ -206,7 +316,7 @@ class Results:
 
 # -- fast path for interactive thresholds ------------------------------------------------------
 SLIDER_THRESHOLDS = np.round(np.arange(100, 501, 5) / 100, 2)  # 1.00, 1.05, ..., 5.00
-_NEIGHBOUR_KEYS = ("d1", "d2", "d_test", "index")
+_NEIGHBOUR_KEYS = ("d1", "d2", "d_test", "index", "d_mean50")
 
 
 class RateGrid:
@@ -240,9 +350,12 @@ class RateGrid:
             f = epoch_file(results.path, int(e))
             try:
                 with np.load(f) as z:  # only the neighbour arrays: samples are not needed
-                    arrays = {k: z[k] for k in keys}
+                    arrays = {k: z[k] for k in keys if k in z.files}  # d_mean50 is absent from older runs
             except Exception as exc:
                 raise CorruptRunError(f"{f} is unreadable ({type(exc).__name__}: {exc})") from None
+            missing = [k for k in keys if k not in arrays and not k.endswith("d_mean50")]
+            if missing:
+                raise CorruptRunError(f"{f} lacks arrays {missing}")
             stack.append(summarize(arrays, groups, locations, self.thresholds).astype(np.float32))
         # (E, R, criterion, source, normalisation, group+all, K)
         self.summary = np.stack(stack) if stack else np.zeros((0, len(self.repeats), len(CRITERIA), 2, 2,

@@ -3,7 +3,8 @@
 Protocol, for every repeat at once (one batched ensemble): at the start of every evaluated epoch
 (0 = untrained, every `eval_every`, and after the last) draw `n_generate` samples, search their
 neighbours among the repeat's training and test points, do the same for `n_generate` fresh
-draws from the data distribution (the null baseline), tabulate, write; then train one epoch.
+draws from the data distribution (the null baseline), tabulate, compute Meehan et al.'s Z_U,
+write; then train one epoch.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import torch
 from . import __version__
 from .config import ExperimentConfig
 from .ensemble import Ensemble
-from .results import (CorruptRunError, Results, epoch_file, group_sizes, read_config, summarize, summary_rows,
-                      table_thresholds)
+from .results import (CorruptRunError, Results, data_copying, epoch_file, group_sizes, held_out_neighbours, read_config,
+                      summarize, summary_rows, table_thresholds)
 from .storage import write_json, write_npz, write_parquet, write_torch
 
 DEFAULT_ROOT = Path(os.environ.get("MEMNB_RUNS", "outputs/runs"))
@@ -102,6 +103,9 @@ def run_experiment(config: ExperimentConfig, root: Path | str | None = None, pro
         raise CorruptRunError(f"{path}: checkpoint at epoch {start} but evaluated-epoch files missing {missing} "
                               f"or unexpected {extra}; delete {path} to start over")
 
+    # test-to-train nearest-neighbour distances, L(P_n) of the Z_U test: fixed for the run
+    test_d, test_group = held_out_neighbours(np.stack([t.points for t in ens.train_sets]), np.stack(ens.test_sets),
+                                             groups, config.neighbors)
     timings = {"train_s": 0.0, "generate_s": 0.0, "metric_s": 0.0}
     sizes = group_sizes(groups)
     bar = _progress(config.epochs + 1, start, progress, f"{config.dataset} x{config.n_repeats} repeats")
@@ -113,6 +117,7 @@ def run_experiment(config: ExperimentConfig, root: Path | str | None = None, pro
             t1 = time.perf_counter()
             arrays = {"samples": samples.astype(np.float16), **ens.search(samples), **ens.search(ens.null_draws(epoch), "null_")}
             arrays["summary"] = summarize(arrays, groups, locations, thresholds)
+            arrays["zu"], arrays["zu_n"] = data_copying(arrays, test_d, test_group, groups)
             write_npz(epoch_file(path, epoch), arrays)
             t2 = time.perf_counter()
             timings["generate_s"] += t1 - t0
@@ -136,6 +141,7 @@ def run_experiment(config: ExperimentConfig, root: Path | str | None = None, pro
     if config.epochs == 0:
         write_parquet(path / "loss.parquet", _loss_frame(history))
     write_parquet(path / "table.parquet", results.assemble_table())
+    write_parquet(path / "zu.parquet", results.assemble_zu())
     write_json(path / "manifest.json", {
         "complete": True,
         "memnb_version": __version__,

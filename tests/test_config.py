@@ -14,6 +14,8 @@ BAD = [
     ("batch_size", 0), ("learning_rate", 0.0), ("weight_decay", -0.1), ("grad_clip", 0),
     ("beta_start", 0.0), ("beta_end", 1.5), ("num_timesteps", 0), ("n_test", 1),
     ("outlier_distance", -1.0), ("outlier_spread", -0.1), ("duplicate_jitter", -1), ("embedding_size", 7),
+    ("test_set", "heldout"), ("relative_alpha", 0.0), ("relative_alpha", 1.0), ("relative_alpha", 1.5),
+    ("relative_alpha", float("nan")), ("relative_alpha", "0.1"),
 ]
 
 
@@ -60,3 +62,13 @@ def test_run_name_from_config_not_clock():
     assert a.run_name() == b.run_name()
     assert a.run_name() != a.replace(learning_rate=2e-3).run_name()
     assert a.run_name().startswith("moons-n20000-o400-d400-e400-r10-s0-")
+
+
+def test_matched_test_set_sizes_follow_training_proportions():
+    c = ExperimentConfig(n_base=1000, n_outliers=20, n_duplicates=40, test_set="matched")
+    assert (c.n_test_base, c.n_test_outliers, c.n_test_duplicates, c.n_test_points) == (1000, 20, 40, 1060)
+    half = c.replace(n_test=500)
+    assert (half.n_test_outliers, half.n_test_duplicates, half.n_test_points) == (10, 20, 530)
+    base = c.replace(test_set="base")
+    assert (base.n_test_outliers, base.n_test_duplicates, base.n_test_points) == (0, 0, 1000)
+    assert c.fingerprint() != base.fingerprint()

@@ -77,3 +77,31 @@ def test_null_draws_follow_training_proportions():
     pts = sample_data_distribution(c, ts, 20000, np.random.default_rng(0))
     near_cluster = np.linalg.norm(pts - ts.cluster.centre, axis=1) < 5 * ts.cluster.std
     assert near_cluster.mean() == pytest.approx(500 / 2500, abs=0.01)
+
+
+def test_matched_test_set_holds_outliers_and_near_duplicates_in_training_proportions():
+    c = ExperimentConfig(n_base=2000, n_outliers=100, n_duplicates=60, test_set="matched")
+    ts = make_training_set(c, 0)
+    test = make_test_set(c, 0, ts)
+    assert test.shape == (2160, 2)
+    # the base part is exactly the paper's test set, drawn from the same TEST stream
+    np.testing.assert_array_equal(test[:2000], make_test_set(c.replace(test_set="base"), 0))
+    # fresh outlier-cluster draws: around the training cluster's centre with its spread, none equal to a training outlier
+    out = test[2000:2100]
+    assert np.linalg.norm(out.mean(0) - ts.cluster.centre) < 3 * ts.cluster.std
+    assert out.std(0).mean() == pytest.approx(ts.cluster.std, rel=0.25)
+    assert len(np.intersect1d(out.view("f8,f8"), ts.points.view("f8,f8"))) == 0
+    # near-duplicates: exact copies (jitter 0) of 60 distinct held-out base points
+    copies = test[2100:]
+    matches = (copies[:, None, :] == test[None, :2000, :]).all(-1)
+    assert (matches.sum(1) == 1).all() and len(np.unique(matches.argmax(1))) == 60
+    # same result without passing the training set; another repeat draws other points
+    np.testing.assert_array_equal(make_test_set(c, 0), test)
+    assert not np.array_equal(make_test_set(c, 1)[2000:], test[2000:])
+
+
+def test_matched_test_duplicates_carry_the_jitter():
+    c = ExperimentConfig(n_base=500, n_outliers=0, n_duplicates=25, duplicate_jitter=0.01, test_set="matched")
+    test = make_test_set(c, 0)
+    d = np.sqrt(((test[500:, None, :] - test[None, :500, :]) ** 2).sum(-1)).min(1)
+    assert test.shape == (525, 2) and (d > 0).all() and d.max() < 0.2

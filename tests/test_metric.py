@@ -22,6 +22,29 @@ def test_criteria_by_hand():
         critical_ratio("knn", d1, d2, dt)
 
 
+def test_relative_criterion_by_hand():
+    d1 = np.array([0.1, 0.1, 0.5, 0.0])
+    mean50 = np.array([1.0, 1.2, 1.0, 0.3])
+    r = critical_ratio("relative", d1, d1, d1, mean50)
+    np.testing.assert_allclose(r, [10.0, 12.0, 2.0, np.inf])
+    # Carlini et al.: memorized iff d1 < alpha * mean; alpha = 0.1 <=> r > 10 (strict)
+    assert is_memorized("relative", r, 10.0).tolist() == [False, True, False, True]
+    assert is_memorized("relative", r, 2.0 - 1e-9).tolist() == [True, True, True, True]
+    with pytest.raises(ValueError, match="needs d_mean50"):
+        critical_ratio("relative", d1, d1, d1)
+
+
+@pytest.mark.parametrize("alpha,low,high", [(0.5, 0.99, 1.0), (0.1, 0.16, 0.24)])
+def test_relative_criterion_chance_level_in_2d(alpha, low, high):
+    """The docstrings' numbers, by brute-force geometry: fresh draws from a uniform square are
+    flagged ~99.6% of the time at Carlini's alpha = 0.5, ~20% at memnb's default 0.1."""
+    rng = np.random.default_rng(7)
+    train, fresh = rng.uniform(size=(20000, 2)), rng.uniform(0.2, 0.8, size=(4000, 2))
+    nb = nearest_neighbours(fresh, train, rng.uniform(size=(10, 2)))
+    share = is_memorized("relative", critical_ratio("relative", nb.d1, nb.d2, nb.d_test, nb.d_mean50), 1 / alpha).mean()
+    assert low <= share <= high
+
+
 def test_memorized_shares_by_hand():
     r = np.array([2.0, 1.0, 3.0, 1.6, 0.5, 5.0])
     grp = np.array([0, 0, 1, 2, 2, 0])

@@ -15,6 +15,12 @@ def brute_force(q, train, test):
     return d[rows, order[:, 0]], d[rows, order[:, 1]], first[order[:, 0]], dt
 
 
+def brute_force_mean(q, train, k):
+    uniq = np.unique(train, axis=0)
+    d = np.sort(np.sqrt(((q[:, None, :] - uniq[None]) ** 2).sum(-1)), axis=1)
+    return d[:, :k].mean(1)
+
+
 @pytest.fixture
 def points():
     rng = np.random.default_rng(0)
@@ -62,3 +68,21 @@ def test_backends_agree(points):
 def test_unknown_backend():
     with pytest.raises(ValueError, match="annoy.*kdtree \\| faiss"):
         NeighbourSearch(np.zeros((3, 2)) + np.arange(3)[:, None], np.zeros((1, 2)), "annoy")
+
+
+@pytest.mark.parametrize("backend", ["kdtree", "faiss"])
+def test_mean_distance_to_50_nearest_matches_brute_force(points, backend):
+    q, train, test = points
+    nb = nearest_neighbours(q, train, test, backend)
+    np.testing.assert_allclose(nb.d_mean50, brute_force_mean(q, train, 50), rtol=1e-4, atol=1e-6)
+    assert nb.d_mean50.dtype == np.float32 and (nb.d_mean50 >= nb.d2).all()
+
+
+def test_mean_distance_with_fewer_than_50_locations():
+    rng = np.random.default_rng(3)
+    train = rng.normal(size=(12, 2))
+    train = np.concatenate([train, train[:5]])  # 12 distinct locations
+    q = rng.normal(size=(7, 2))
+    for backend in ("kdtree", "faiss"):
+        nb = nearest_neighbours(q, train, rng.normal(size=(4, 2)), backend)
+        np.testing.assert_allclose(nb.d_mean50, brute_force_mean(q, train, 12), rtol=1e-5)

@@ -32,11 +32,11 @@ def test_table_schema_and_null_beside_every_number(tiny_config, tmp_path):
     df = res.table()
     assert list(df.columns) == TABLE_COLUMNS
     assert set(df.group) == {"inlier", "outlier", "duplicate", "all"}
-    assert set(df.criterion) == {"paper", "train_only"}
+    assert set(df.criterion) == {"paper", "train_only", "relative"}
     assert sorted(df.epoch.unique()) == [0, 1, 2, 3]
-    assert {1.5, 3.0} <= set(df.threshold)
+    assert {1.5, 2.0, 3.0, 10.0} <= set(df.threshold)  # grid, ratio, train_ratio, 1/relative_alpha
     n_thr = df.threshold.nunique()
-    assert len(df) == 2 * 4 * 4 * 2 * n_thr  # repeats x epochs x groups x criteria x thresholds
+    assert len(df) == 2 * 4 * 4 * 3 * n_thr  # repeats x epochs x groups x criteria x thresholds
     assert df[["memorized", "memorized_null", "copied", "copied_null"]].notna().all().all()
     assert df[["memorized", "memorized_null", "copied", "copied_null"]].stack().between(0, 1).all()
     # the groups partition the generated set
@@ -53,17 +53,77 @@ def test_table_schema_and_null_beside_every_number(tiny_config, tmp_path):
 def test_rates_at_any_threshold_equal_the_table(tiny_config, tmp_path):
     res = run_experiment(tiny_config, root=tmp_path, progress=False)
     tab = res.table()
-    for crit, k in (("paper", 2.0), ("train_only", 3.0)):
+    for crit, k in (("paper", 2.0), ("train_only", 3.0), ("relative", 10.0), ("relative", 2.0)):
         a = res.rates_at(crit, k).sort_values(["repeat", "epoch", "group"], ignore_index=True)
         b = tab[(tab.criterion == crit) & (tab.threshold == k)].sort_values(["repeat", "epoch", "group"], ignore_index=True)
         pd.testing.assert_frame_equal(a, b[a.columns])
     # a threshold off the grid still works, and a higher ratio never memorizes more
     lo, hi = res.rates_at("paper", 1.7), res.rates_at("paper", 4.5)
     assert (hi.memorized.to_numpy() <= lo.memorized.to_numpy() + 1e-12).all()
-    with pytest.raises(ValueError, match="criterion 'nearest'.*paper \\| train_only"):
+    with pytest.raises(ValueError, match="criterion 'nearest'.*paper \\| train_only \\| relative"):
         res.rates_at("nearest", 2.0)
     with pytest.raises(ValueError, match="threshold 0.5"):
         res.rates_at("paper", 0.5)
+
+
+def test_relative_rates_from_the_stored_distances(tiny_config, tmp_path):
+    res = run_experiment(tiny_config, root=tmp_path, progress=False)
+    tab = res.table()
+    for e in res.evaluated_epochs:
+        a = res.epoch_arrays(e)
+        mean50 = a["d_mean50"].astype(np.float64)
+        assert (mean50 >= a["d2"]).all()
+        # alpha = 0.1: memorized iff d1 < 0.1 * mean of the 50 nearest, computed here directly
+        share = (a["d1"] < 0.1 * mean50).mean(axis=1)
+        rows = tab[(tab.criterion == "relative") & (tab.threshold == 10.0) & (tab.group == "all") & (tab.epoch == e)]
+        np.testing.assert_allclose(rows.sort_values("repeat").memorized, share)
+
+
+def test_data_copying_statistic_stored_per_epoch(tiny_config, tmp_path):
+    from scipy.stats import mannwhitneyu
+
+    from memnb.results import ZU_COLUMNS
+
+    config = tiny_config.replace(test_set="matched")
+    res = run_experiment(config, root=tmp_path, progress=False)
+    zu = pd.read_parquet(res.path / "zu.parquet")
+    assert list(zu.columns) == ZU_COLUMNS and len(zu) == 2 * 4 * 4  # repeats x epochs x cells
+    pd.testing.assert_frame_equal(res.zu(), zu)
+    # independent reference: brute-force test-to-train distances, scipy's U
+    train, test = res.data["train_points"][1], res.data["test_points"][1]
+    assert len(test) == config.n_test_points == 400 + 20 + 20
+    d_test = np.sqrt(((test[:, None] - train[None]) ** 2).sum(-1)).min(1)
+    gen = res.epoch_arrays(3)["d1"][1].astype(np.float64)
+    u = mannwhitneyu(gen, d_test).statistic
+    n, m = len(d_test), len(gen)
+    row = zu[(zu.repeat == 1) & (zu.epoch == 3) & (zu.group == "all")].iloc[0]
+    assert row.z_u == pytest.approx((u - n * m / 2) / np.sqrt(n * m * (n + m + 1) / 12), rel=1e-4)
+    assert (row.n_test, row.n_generated) == (n, m)
+    # the matched test set puts held-out points in the outlier cell; empty cells give NaN
+    assert (zu[zu.group == "outlier"].n_test > 0).all()
+    assert zu.z_u.isna().equals(zu.n_test.eq(0) | zu.n_generated.eq(0))
+
+
+def test_runs_stored_before_the_new_metrics_still_load(tiny_config, tmp_path):
+    """Epoch files without d_mean50 and zu (older runs): relative rates are NaN, the rest unchanged,
+    Z_U is recomputed from the stored d1 and index."""
+    res = run_experiment(tiny_config, root=tmp_path, progress=False)
+    table, zu = res.table(), res.zu()
+    (res.path / "manifest.json").unlink()
+    for e in res.evaluated_epochs:
+        f = res.path / "epochs" / f"epoch_{e:06d}.npz"
+        with np.load(f) as z:
+            arrays = {k: z[k] for k in z.files if k not in ("d_mean50", "null_d_mean50", "zu", "zu_n")}
+        arrays["summary"] = arrays["summary"][:, :2]  # only paper and train_only were tabulated
+        np.savez(f, **arrays)
+    old = Results(res.path)
+    again = old.assemble_table()
+    rel = again.criterion == "relative"
+    assert again[rel][["memorized", "copied"]].isna().all().all()
+    pd.testing.assert_frame_equal(again[~rel].reset_index(drop=True),
+                                  table[table.criterion != "relative"].reset_index(drop=True))
+    pd.testing.assert_frame_equal(old.zu(), zu, rtol=1e-6)
+    assert old.rates_at("relative", 10.0).memorized.isna().all()
 
 
 def test_same_config_same_numbers(tiny_config, tmp_path):
