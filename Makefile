@@ -31,7 +31,9 @@ figures: venv chromium
 	$(PY) -m memnb.render --profile $(PROFILE)
 
 test: venv chromium
-	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+	$(VENV)/bin/nbstripout --verify notebooks/*.ipynb
+	$(PY) -m memnb.render --prepare-only build/nbval --profile smoke
+	$(PY) -m pytest -n 2 --dist loadfile --nbval-lax tests build/nbval $(PYTEST_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,0 +1,175 @@
+"""The figure notebooks: parameters mirror the config, committed without outputs, and they run.
+
+Each figure notebook is executed with papermill at the smoke profile through `memnb.render`
+(the main job's code path) into a temporary folder, and the files `make figures` promises must
+appear. `make test` additionally runs every notebook under nbval (--nbval-lax) from the
+smoke-parameterized copies that `python -m memnb.render --prepare-only build/nbval` writes.
+"""
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import papermill as pm
+import pytest
+
+from memnb import ExperimentConfig, profiles, render
+from memnb.plots import find_browser
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+FIGURE_NOTEBOOKS = {n: NOTEBOOKS / f"figure{n}.ipynb" for n in profiles.FIGURES}
+MY_NOTEBOOKS = [*FIGURE_NOTEBOOKS.values(), NOTEBOOKS / "explore.ipynb"]  # the ones memnb.render prepares for nbval
+ALL_NOTEBOOKS = sorted(NOTEBOOKS.glob("*.ipynb"))  # every committed notebook must be stripped
+NOTEBOOK_CONTROLS = {"profile": "laptop", "interactive": True, "runs_root": None, "out_dir": None}
+EXPLORE_PARAMETERS = {"runs_root": None, "run": None, "interactive": True}
+
+
+def test_every_figure_and_the_explorer_have_a_notebook():
+    assert all(p.exists() for p in MY_NOTEBOOKS) and len(FIGURE_NOTEBOOKS) == 4
+
+
+@pytest.mark.parametrize("n", sorted(FIGURE_NOTEBOOKS))
+def test_parameters_mirror_the_config(n):
+    params = pm.inspect_notebook(str(FIGURE_NOTEBOOKS[n]))
+    fields = list(ExperimentConfig.__dataclass_fields__)
+    assert list(params)[:len(fields)] == fields, "config fields, in the dataclass's order, come first"
+    assert set(params) == set(fields) | set(NOTEBOOK_CONTROLS)
+    defaults = {k: ast.literal_eval(v["default"]) for k, v in params.items()}
+    assert {k: defaults[k] for k in fields} == profiles.figure_config(n).to_dict()
+    assert {k: defaults[k] for k in NOTEBOOK_CONTROLS} == NOTEBOOK_CONTROLS
+
+
+def test_explore_parameters():
+    params = pm.inspect_notebook(str(NOTEBOOKS / "explore.ipynb"))
+    assert {k: ast.literal_eval(v["default"]) for k, v in params.items()} == EXPLORE_PARAMETERS
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_without_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"{path.name}: a cell has outputs"
+    assert "widgets" not in nb.metadata
+    assert nb.metadata.kernelspec.name == "python3"
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+
+
+def test_nbstripout_would_change_nothing():
+    proc = subprocess.run([str(Path(sys.executable).parent / "nbstripout"), "--verify", *map(str, ALL_NOTEBOOKS)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("path", MY_NOTEBOOKS, ids=lambda p: p.name)
+def test_notebooks_only_call_memnb(path):
+    """No training loops or heavy logic in cells: imports are memnb's, and no cell defines functions or loops over epochs."""
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        tree = ast.parse(cell.source)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                assert all(a.name.split(".")[0] == "memnb" for a in node.names), cell.source
+            elif isinstance(node, ast.ImportFrom):
+                assert node.module.split(".")[0] == "memnb", cell.source
+            assert not isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.While)), cell.source
+        assert "torch" not in cell.source and "train_epoch" not in cell.source
+
+
+def _outputs_text(nb) -> str:
+    parts = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.output_type == "stream":
+                parts.append(out.text)
+            elif out.output_type == "error":
+                raise AssertionError(f"{out.ename}: {out.evalue}")
+    return "".join(parts)
+
+
+@pytest.mark.parametrize("n", sorted(FIGURE_NOTEBOOKS))
+def test_render_smoke_writes_every_file(n, tmp_path):
+    out, runs = tmp_path / "figures", tmp_path / "runs"
+    times = render.render("smoke", out=out, figures=[n], runs_root=runs, log_output=False, progress_bar=False)
+    assert set(times) == {n}
+    expected = {f"figure{n}.ipynb", f"figure{n}.html"}
+    if find_browser() is not None:
+        expected |= {f"figure{n}.png", f"figure{n}.svg", f"figure{n}_copied.png", f"figure{n}_copied.svg"}
+    else:
+        print("no Chromium: PNG/SVG export not checked")
+    assert expected <= {p.name for p in out.iterdir()}
+    for p in out.iterdir():
+        assert p.stat().st_size > 1000, p
+    if find_browser() is not None:
+        assert (out / f"figure{n}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert b"<svg" in (out / f"figure{n}.svg").read_bytes()[:2000]
+    nb = nbformat.read(out / f"figure{n}.ipynb", as_version=4)
+    text = _outputs_text(nb)
+    first = next(o.text for c in nb.cells for o in c.get("outputs", []) if o.output_type == "stream")
+    assert first.startswith(f"Figure {n}: profile 'smoke' -- NOT the paper's protocol; reduced:")
+    assert "sanity checks passed" in text
+    # the static figures are in the executed notebook; no widget was created headless
+    mimes = {k for c in nb.cells for o in c.get("outputs", []) for k in o.get("data", {})}
+    assert "application/vnd.plotly.v1+json" in mimes
+    assert "application/vnd.jupyter.widget-view+json" not in mimes
+    # the run went to runs_root (run_experiment's tests check that an existing run is reused)
+    (run_dir,) = list(runs.iterdir())
+    assert json.loads((run_dir / "manifest.json").read_text())["complete"]
+
+
+def test_explore_notebook_runs_headless(tmp_path):
+    """interactive=False: static figures; nbval runs the same notebook with interactive=True (widgets)."""
+    interactive = False
+    out = tmp_path / "explore.ipynb"
+    pm.execute_notebook(str(NOTEBOOKS / "explore.ipynb"), str(out), kernel_name="python3", progress_bar=False,
+                        parameters=dict(runs_root=str(tmp_path / "runs"), interactive=interactive), cwd=str(NOTEBOOKS))
+    nb = nbformat.read(out, as_version=4)
+    text = _outputs_text(nb)
+    assert "running Figure 4 at the smoke profile" in text and "sanity checks passed" in text
+    mimes = {k for c in nb.cells for o in c.get("outputs", []) for k in o.get("data", {})}
+    if interactive:
+        assert "application/vnd.jupyter.widget-view+json" in mimes
+    else:
+        assert "application/vnd.plotly.v1+json" in mimes
+
+
+def test_render_command_line(tmp_path, capsys):
+    bad = subprocess.run([sys.executable, "-m", "memnb.render", "--profile", "fast"], capture_output=True, text=True,
+                         cwd=ROOT)
+    assert bad.returncode == 2 and "profile 'fast' is unknown; allowed: paper | laptop | smoke" in bad.stderr
+    with pytest.raises(SystemExit) as exit_:
+        render.main(["--figures", "7"])
+    assert exit_.value.code == 2 and "figure(s) [7] unknown" in capsys.readouterr().err
+    prep = tmp_path / "nbval"
+    assert render.main(["--prepare-only", str(prep), "--profile", "smoke"]) == 0
+    assert sorted(p.name for p in prep.glob("*.ipynb")) == sorted(p.name for p in MY_NOTEBOOKS)
+    for n in profiles.FIGURES:
+        nb = nbformat.read(prep / f"figure{n}.ipynb", as_version=4)
+        injected = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
+        assert 'profile = "smoke"' in injected.source and str(prep / "runs" / f"figure{n}") in injected.source
+        assert all(c.get("outputs", []) == [] for c in nb.cells if c.cell_type == "code")
+    # preparing again replaces the folder; a foreign non-empty folder is refused
+    (prep / "runs").mkdir()
+    assert render.main(["--prepare-only", str(prep)]) == 0 and not (prep / "runs").exists()
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "keep.txt").write_text("mine")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        render.main(["--prepare-only", str(foreign)])
+    assert exit_.value.code == 2 and "not made by --prepare-only" in capsys.readouterr().err
+    assert (foreign / "keep.txt").exists()
+
+
+def test_reductions_are_printed_by_render():
+    text = render.reductions_text(1, "laptop")
+    assert "NOT the paper's protocol" in text and "epochs" in text and "n_repeats" in text
+    assert "nothing reduced" in render.reductions_text(1, "paper")
