@@ -22,7 +22,9 @@ A run directory (``outputs/runs/<config.run_name()>/``) holds:
   ``z_u_null`` (the null draws, its chance level), ``n_generated``, ``n_null``, ``n_test`` (points
   in the cell; Z_U is NaN where a cell has no test point, e.g. the outliers' with test_set "base");
 - ``checkpoint.pt``: latest ensemble weights and optimizer state (the resume point);
-- ``manifest.json``: whether the run is complete, and how long it took.
+- ``manifest.json``: whether the run is complete, and how long it took; a run stopped early by a
+  callback (`memnb.early_stopping`) says ``complete: false``, ``stopped_at_epoch`` and the
+  callbacks' settings, and its ``callbacks.json`` holds what each callback saw, epoch by epoch.
 """
 
 from __future__ import annotations
@@ -207,6 +209,11 @@ class Results:
     @property
     def complete(self) -> bool:
         return bool(self.manifest.get("complete"))
+
+    @property
+    def stopped_at_epoch(self) -> int | None:
+        """The epoch at which a callback stopped this run (None: not stopped; see memnb.early_stopping)."""
+        return self.manifest.get("stopped_at_epoch")
 
     @property
     def evaluated_epochs(self) -> list[int]:

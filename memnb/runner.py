@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ import torch
 
 from . import __version__
 from .config import ExperimentConfig
+from .early_stopping import EpochContext, check_callbacks, first_stop
 from .ensemble import Ensemble
 from .results import (CorruptRunError, Results, data_copying, epoch_file, group_sizes, held_out_neighbours, read_config,
                       summarize, summary_rows, table_thresholds)
@@ -52,25 +54,50 @@ def _loss_frame(history: np.ndarray) -> pd.DataFrame:
                          "loss": history.reshape(-1).astype(np.float64)})
 
 
+def _settings(cb) -> dict:
+    """A callback's settings for manifest.json: its settings() if it has one, else its record() without history."""
+    if callable(getattr(cb, "settings", None)):
+        return cb.settings()
+    return {k: v for k, v in cb.record().items() if k != "history"}
+
+
 def _progress(total: int, initial: int, enabled: bool, desc: str):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, disable=not enabled, desc=desc, unit="epoch")
 
 
-def run_experiment(config: ExperimentConfig, root: Path | str | None = None, progress: bool = True) -> Results:
+def run_experiment(config: ExperimentConfig, root: Path | str | None = None, progress: bool = True,
+                   callbacks=None) -> Results:
     """Run (or resume, or just load) `config`; returns its Results.
 
     Results go to ``root/config.run_name()`` (root defaults to $MEMNB_RUNS or outputs/runs).
     Every file is written atomically, so a run killed at any moment and started again resumes
     from its last complete epoch and ends with exactly the results of an uninterrupted run.
+
+    callbacks: objects following `memnb.early_stopping`'s protocol (e.g. `EarlyStopping`), called
+    in order after every evaluated epoch is written. When one asks to stop at epoch e < epochs,
+    training ends there: the run holds epochs up to e, ``manifest.json`` says ``complete: false``
+    and ``stopped_at_epoch: e``, and ``callbacks.json`` holds every callback's record. On resume,
+    the stored epochs are first replayed to the callbacks, so their state (and their decision) is
+    that of an uninterrupted run: calling again with the same callbacks returns the stopped run
+    unchanged; calling without callbacks (or with others) trains on, to the same numbers as a run
+    never stopped. A complete run is returned as it is; callbacks that would have stopped it are
+    replayed and reported in a warning (nothing is written).
     """
+    callbacks = check_callbacks(callbacks)
     path = run_dir(config, root)
     path.mkdir(parents=True, exist_ok=True)
     _prepare_dir(path, config)
     results = Results(path)
     if results.complete:
+        if callbacks:
+            stop = first_stop(results, callbacks)
+            if stop is not None and stop < config.epochs:
+                warnings.warn(f"{path} is complete ({config.epochs} epochs); its callbacks would have stopped it at "
+                              f"epoch {stop} (returned unchanged; see memnb.early_stopping.replay)", stacklevel=2)
         return results
+    previous = results.manifest
 
     ens = Ensemble(config)
     groups, locations = ens.groups, ens.locations
@@ -103,6 +130,24 @@ def run_experiment(config: ExperimentConfig, root: Path | str | None = None, pro
         raise CorruptRunError(f"{path}: checkpoint at epoch {start} but evaluated-epoch files missing {missing} "
                               f"or unexpected {extra}; delete {path} to start over")
 
+    # Callbacks see every evaluated epoch in order: those before the resume point are replayed from disk.
+    context = EpochContext(config, groups, locations, thresholds)
+    for cb in callbacks:
+        cb.reset()
+    fired_before = []
+    for e in sorted(x for x in evaluated if x < start) if callbacks else ():
+        if any([cb(e, results.epoch_arrays(e), context) for cb in callbacks]):  # a list: every callback sees e
+            fired_before.append(e)
+    if fired_before:
+        # only possible when these callbacks differ from the ones that made the checkpoint: it is already
+        # trained past that epoch, so the run goes on rather than pretending to have stopped there
+        warnings.warn(f"{path}: the callbacks would have stopped at epoch {fired_before[0]}, before the resume "
+                      f"point (epoch {start}); training goes on from there", stacklevel=2)
+    stopped_at = None
+    # A stopped run's manifest (and callbacks.json, without callbacks now) stop describing the directory as
+    # soon as it trains on; removing them first makes an interruption look like one (no manifest).
+    stale = previous.get("stopped_at_epoch") is not None
+
     # test-to-train nearest-neighbour distances, L(P_n) of the Z_U test: fixed for the run
     test_d, test_group = held_out_neighbours(np.stack([t.points for t in ens.train_sets]), np.stack(ens.test_sets),
                                              groups, config.neighbors)
@@ -125,8 +170,20 @@ def run_experiment(config: ExperimentConfig, root: Path | str | None = None, pro
             shares = summary_rows(arrays["summary"], epoch, ens.repeats, thresholds, config.n_generate_points, sizes)
             sel = shares[(shares.group == "all") & (shares.criterion == "paper") & (shares.threshold == config.ratio)]
             bar.set_postfix(memorized=f"{sel.memorized.mean():.3f}", null=f"{sel.memorized_null.mean():.3f}", refresh=False)
+        if epoch in eval_epochs and callbacks:
+            arrays = arrays if epoch not in evaluated else results.epoch_arrays(epoch)
+            fired = any([cb(epoch, arrays, context) for cb in callbacks])  # a list: every callback sees the epoch
+            write_json(path / "callbacks.json", [cb.record() for cb in callbacks])
+            if fired and epoch < config.epochs:
+                stopped_at = epoch
+                break
         if epoch == config.epochs:
             break
+        if stale:
+            (path / "manifest.json").unlink(missing_ok=True)
+            if not callbacks:
+                (path / "callbacks.json").unlink(missing_ok=True)
+            stale = False
         t0 = time.perf_counter()
         loss = ens.train_epoch(epoch)
         timings["train_s"] += time.perf_counter() - t0
@@ -140,10 +197,19 @@ def run_experiment(config: ExperimentConfig, root: Path | str | None = None, pro
 
     if config.epochs == 0:
         write_parquet(path / "loss.parquet", _loss_frame(history))
+    if not callbacks:
+        (path / "callbacks.json").unlink(missing_ok=True)  # from a stopped session; this one had no callbacks
+    previous_stop = {k: previous[k] for k in ("stopped_at_epoch", "callbacks") if previous.get("stopped_at_epoch") is not None}
+    if previous_stop == {"stopped_at_epoch": stopped_at, "callbacks": [_settings(cb) for cb in callbacks]}:
+        previous_stop = {}  # stopped again where it was, by the same callbacks: nothing to tell
     write_parquet(path / "table.parquet", results.assemble_table())
     write_parquet(path / "zu.parquet", results.assemble_zu())
     write_json(path / "manifest.json", {
-        "complete": True,
+        "complete": stopped_at is None,
+        "stopped_at_epoch": stopped_at,
+        "trained_epochs": stopped_at if stopped_at is not None else config.epochs,
+        "callbacks": [_settings(cb) for cb in callbacks],
+        **({"previous_stop": previous_stop} if previous_stop else {}),
         "memnb_version": __version__,
         "torch_version": torch.__version__,
         "device": str(ens.device),

@@ -338,15 +338,14 @@ def null_corrected(signals: pd.DataFrame, n_bootstrap: int = 2000, seed: int = 0
 
 
 # -- per training point -------------------------------------------------------------------------------
-def first_copies(results, criterion: str, threshold: float, epochs=None) -> pd.DataFrame:
-    """Per repeat and training point, the first evaluated epoch at which a memorized sample copies it.
+def copy_matrix(results, criterion: str, threshold: float, epochs=None) -> tuple[np.ndarray, np.ndarray]:
+    """Which training points a memorized sample copies, at every evaluated epoch.
 
     results: a `Results`; a point is copied at an epoch when a sample memorized under `criterion`
-    at `threshold` has it (or an exact copy of it) as nearest training point. Columns: repeat,
-    point (index in the training set), group, first_copy (generated samples; NaN = never),
-    first_copy_null (the null draws: when chance alone first "copies" it).
+    at `threshold` has it (or an exact copy of it) as nearest training point. Returns
+    (epochs (E,) int, copied (2, E, R, N) bool), source 0 the generated samples and 1 the null
+    draws (fresh data: what chance alone copies).
     """
-    from .data import GROUPS
     from .metric import critical_ratio, is_memorized
 
     epochs = results.evaluated_epochs if epochs is None else list(epochs)
@@ -363,6 +362,21 @@ def first_copies(results, criterion: str, threshold: float, epochs=None) -> pd.D
                 hit = np.zeros(locations[r].max() + 1, bool)
                 hit[locations[r][arrays[prefix + "index"][r][mem]]] = True
                 copied[s, k, r] = hit[locations[r]]
+    return np.asarray(epochs, np.int64), copied
+
+
+def first_copies(results, criterion: str, threshold: float, epochs=None) -> pd.DataFrame:
+    """Per repeat and training point, the first evaluated epoch at which a memorized sample copies it.
+
+    results: a `Results`; "copied" as in `copy_matrix`. Columns: repeat, point (index in the
+    training set), group, first_copy (generated samples; NaN = never), first_copy_null (the null
+    draws: when chance alone first "copies" it).
+    """
+    from .data import GROUPS
+
+    epochs, copied = copy_matrix(results, criterion, threshold, epochs)
+    groups = results.data["groups"]
+    R, N = groups.shape
     first = [first_copy_epochs(epochs, copied[s]) for s in range(2)]
     rr, pp = np.meshgrid(np.arange(R), np.arange(N), indexing="ij")
     return pd.DataFrame({"repeat": rr.reshape(-1), "point": pp.reshape(-1),

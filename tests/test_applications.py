@@ -1,0 +1,66 @@
+"""The application benchmarks' grid and profiles: what each profile reduces, and the notebooks' parameters."""
+
+import ast
+from pathlib import Path
+
+import nbformat
+import papermill as pm
+import pytest
+
+from memnb import applications
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = [ROOT / "notebooks" / "anomaly_detection.ipynb", ROOT / "notebooks" / "early_stopping.ipynb"]
+
+
+def test_full_profile_reduces_nothing_and_the_grid_is_the_benchmark():
+    grid, reductions = applications.apply_profile(applications.FULL, "full")
+    assert grid == applications.FULL and reductions == {}
+    configs = applications.configs(grid)
+    assert len(configs) == 6 and {c.dataset for c in configs} == {"moons", "circle", "gmm"}
+    assert all(c.n_duplicates == 0 and c.test_set == "matched" and c.n_repeats == 5 for c in configs)
+    assert "the full benchmark" in applications.describe("X", "full", reductions, grid)
+
+
+def test_laptop_and_smoke_say_what_they_reduce():
+    grid, red = applications.apply_profile(applications.FULL, "laptop")
+    assert red == {"epochs": (2000, applications.LAPTOP_EPOCHS), "eval_every": (100, applications.LAPTOP_EVAL_EVERY)}
+    assert grid["datasets"] == applications.FULL["datasets"] and grid["n_repeats"] == 5
+    text = applications.describe("Anomaly detection", "laptop", red, grid)
+    assert "NOT the full benchmark" in text and "2000 -> 400" in text
+    grid, red = applications.apply_profile(applications.FULL, "smoke")
+    assert grid["epochs"] == 4 and set(red) == set(applications.FULL)
+    # a smaller value than the profile's cap is kept
+    small = dict(applications.FULL, epochs=100)
+    assert applications.apply_profile(small, "laptop")[0]["epochs"] == 100
+    assert "differ from the full benchmark" in applications.describe("X", "full", {}, small)
+
+
+def test_bad_profile_or_parameters_fail_early():
+    with pytest.raises(ValueError, match="profile 'paper' is unknown"):
+        applications.apply_profile(applications.FULL, "paper")
+    with pytest.raises(ValueError, match="missing"):
+        applications.apply_profile({"datasets": ["moons"]}, "full")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_parameters_default_to_the_full_grid_at_the_laptop_profile(path):
+    params = pm.inspect_notebook(str(path))
+    defaults = {k: ast.literal_eval(v["default"]) for k, v in params.items()}
+    assert defaults["profile"] == "laptop"
+    assert {k: defaults[k] for k in applications.FULL} == applications.FULL
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebooks_only_call_memnb(path):
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        for node in ast.walk(ast.parse(cell.source)):
+            if isinstance(node, ast.Import):
+                assert all(a.name.split(".")[0] == "memnb" for a in node.names), cell.source
+            elif isinstance(node, ast.ImportFrom):
+                assert node.module.split(".")[0] == "memnb", cell.source
+            assert not isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.While)), cell.source
+        assert "torch" not in cell.source and "train_epoch" not in cell.source
