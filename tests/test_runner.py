@@ -209,3 +209,38 @@ def test_foreign_directory_is_refused(tiny_config, tmp_path):
     (d / "notes.txt").write_text("mine")
     with pytest.raises(CorruptRunError, match="without config.json"):
         run_experiment(tiny_config, root=tmp_path, progress=False)
+
+
+def test_checkpoint_due_before_every_evaluation_at_the_end_and_on_time():
+    from memnb.runner import checkpoint_due
+
+    evals = {0, 3, 6, 7}
+    assert [t for t in range(1, 8) if checkpoint_due(t, evals, 7, since_last_s=0.0)] == [3, 6, 7]
+    assert checkpoint_due(4, evals, 7, since_last_s=61.0, every_s=60.0)
+    assert not checkpoint_due(4, evals, 7, since_last_s=59.0, every_s=60.0)
+
+
+def test_resume_retrains_epochs_after_the_last_checkpoint_to_the_same_numbers(tmp_path, monkeypatch):
+    import memnb.runner
+    from memnb.ensemble import Ensemble
+
+    c = ExperimentConfig(n_base=300, n_outliers=5, n_duplicates=5, epochs=7, eval_every=3, n_repeats=2, device="cpu",
+                         n_generate=200)
+    real = Ensemble.train_epoch
+
+    def crash_at_5(self, epoch):
+        if epoch == 5:
+            raise RuntimeError("simulated crash")
+        return real(self, epoch)
+
+    monkeypatch.setattr(Ensemble, "train_epoch", crash_at_5)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_experiment(c, root=tmp_path / "crashed", progress=False)
+    monkeypatch.setattr(Ensemble, "train_epoch", real)
+    import torch
+
+    ckpt = torch.load(tmp_path / "crashed" / c.run_name() / "checkpoint.pt", weights_only=False)
+    assert ckpt["trained_epochs"] == 3  # epochs 3 and 4 were trained but not checkpointed: they are trained again
+    resumed = run_experiment(c, root=tmp_path / "crashed", progress=False)
+    assert resumed.manifest["resumed_from_epoch"] == 3
+    assert_same_results(resumed, run_experiment(c, root=tmp_path / "straight", progress=False))
