@@ -22,6 +22,7 @@ from __future__ import annotations
 import html
 import os
 import shutil
+import textwrap
 import warnings
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -333,17 +334,40 @@ def _rgba(hex_color: str, alpha: float) -> str:
 
 
 def subtitle(table: pd.DataFrame, value: str, n_shown: int | None = None) -> str:
+    """Two lines: what the figure shows, then the criterion and how the curves are drawn."""
     crit, thr = _one_setting(table)
     n = table.repeat.nunique() if n_shown is None else n_shown
-    return (f"{VALUE_TITLE[value]}. {CRITERION_TEXT[crit].format(k=thr)}; "
+    return (f"{VALUE_TITLE[value]}.\n{CRITERION_TEXT[crit].format(k=thr)}; "
             f"mean of {n} repeat(s) with 95% t-band, faint lines = repeats, dashed = null baseline")
 
 
+# Plotly never wraps a title: a longer line runs past the figure's right edge and is cut off.
+# Characters per line that fit a 1000-px figure at each of the title's font sizes (15, 13, 11 px).
+TITLE_WRAP = {"title": 110, "second": 130, "sub": 150}
+
+
+def _wrap(line: str, width: int) -> list[str]:
+    line = line.replace(" → ", "\u00a0→\u00a0")  # "100 → 10" stays on one line (textwrap never breaks at NBSP)
+    return textwrap.wrap(line, width, break_long_words=False, break_on_hyphens=False) or [""]
+
+
 def title_html(title: str, sub: str) -> str:
-    """Plotly title text: the title's lines (the second and later ones smaller), then the subtitle."""
-    first, *rest = html.escape(title, quote=False).split("\n")
-    lines = [first] + [f"<span style='font-size:13px'>{r}</span>" for r in rest]
-    return "<br>".join(lines) + f"<br><sup>{html.escape(sub, quote=False)}</sup>"
+    """Plotly title text: the title's lines (the second and later ones smaller), then the subtitle's, smallest.
+
+    Lines longer than `TITLE_WRAP` characters are wrapped at spaces; `title_lines` counts the result.
+    """
+    first, *rest = title.split("\n")
+    lines = [html.escape(w, quote=False) for w in _wrap(first, TITLE_WRAP["title"])]
+    lines += [f"<span style='font-size:13px'>{html.escape(w, quote=False)}</span>"
+              for r in rest for w in _wrap(r, TITLE_WRAP["second"])]
+    lines += [f"<span style='font-size:11px'>{html.escape(w, quote=False)}</span>"
+              for r in sub.split("\n") for w in _wrap(r, TITLE_WRAP["sub"])]
+    return "<br>".join(lines)
+
+
+def title_lines(title_text: str) -> int:
+    """Lines of a `title_html` text."""
+    return title_text.count("<br>") + 1
 
 
 def rates_figure(table: pd.DataFrame, value: str = "memorized", *, title: str = "", groups: Sequence[str] = GROUPS,
@@ -367,11 +391,15 @@ def rates_figure(table: pd.DataFrame, value: str = "memorized", *, title: str = 
     fig = base
     fig.add_traces(specs)
     n_shown = len(set(table.repeat) if repeats is None else set(repeats))
+    text = title_html(title, subtitle(table, value, n_shown))
     fig.update_layout(
-        title=dict(text=title_html(title, subtitle(table, value, n_shown)), x=0.01, xanchor="left", font=dict(size=15)),
+        # anchored at the top (plotly centres a multi-line title in the margin, over the panels' titles)
+        title=dict(text=text, x=0.01, xanchor="left", y=1.0, yref="container", yanchor="top", pad=dict(t=10),
+                   font=dict(size=15)),
         width=width, height=height, template="plotly_white",
         legend=dict(orientation="h", yanchor="top", y=-0.09, xanchor="left", x=0.0),
-        margin=dict(t=110 + 24 * title.count("\n"), b=95, l=70, r=20), hovermode="closest",
+        # room for every title line and, below them, the panels' own titles
+        margin=dict(t=40 + 20 * title_lines(text), b=95, l=70, r=20), hovermode="closest",
     )
     for i in range(len(groups)):
         r, c = i // cols + 1, i % cols + 1

@@ -14,6 +14,7 @@ normalisation (% of the generated set, or % of the group's points copied), repea
 from __future__ import annotations
 
 import html
+import re
 import time
 from pathlib import Path
 
@@ -42,15 +43,18 @@ class Explorer:
                                f"outliers, {c.epochs} epochs, {c.n_repeats} repeats")
         epochs = [int(e) for e in self.grid.epochs]
         style = {"description_width": "110px"}
+        # ipywidgets' default button width cuts these labels ("paper: d_test ≥ k..."), and the default
+        # widget width then wraps the buttons under their description: size both to the labels.
+        buttons = dict(style={**style, "button_width": "210px"}, layout=W.Layout(width="auto"))
         self.criterion = W.ToggleButtons(options=[("paper: d_test ≥ k·d_train", "paper"),
                                                   ("train-only: d2 > k·d1", "train_only")],
-                                         value="paper", description="criterion", style=style)
+                                         value="paper", description="criterion", **buttons)
         self.ratio = W.FloatSlider(value=c.ratio, min=1.0, max=5.0, step=0.05, readout_format=".2f",
                                    description="ratio k", continuous_update=True, style=style,
                                    layout=W.Layout(width="420px"))
         self.normalisation = W.ToggleButtons(options=[("% of generated set (paper)", "memorized"),
                                                       ("% of group's points copied", "copied")],
-                                             value="memorized", description="normalisation", style=style)
+                                             value="memorized", description="normalisation", **buttons)
         self.epoch_range = W.SelectionRangeSlider(options=[(str(e), e) for e in epochs], index=(0, len(epochs) - 1),
                                                   description="epochs", continuous_update=False, style=style,
                                                   layout=W.Layout(width="420px"))
@@ -116,16 +120,28 @@ class Explorer:
             self.summary.value = "<i>no repeat selected</i>"
         else:
             s = plots.summary(window)
-            self.summary.value = s.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-", border=0)
+            table_html = s.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-", border=0)
+            # long column names (first_epoch_memorized_above_null) may wrap after an underscore, so the
+            # table fits the notebook's width instead of being cut at its edge
+            self.summary.value = re.sub(r"(<th[^>]*>)([^<]*)(</th>)",
+                                        lambda m: m[1] + m[2].replace("_", "_<wbr>") + m[3], table_html)
         self.last_redraw_s = time.perf_counter() - t0
         self.status.value = (f"<small>k = {self._threshold():.2f}, {len(shown)} repeat(s), epochs {lo}-{hi}; "
                              f"redrawn in {1000 * self.last_redraw_s:.0f} ms from stored arrays</small>")
         return self.last_redraw_s
 
     @property
+    def controls(self) -> W.Widget:
+        return W.VBox([self.criterion, self.ratio, self.normalisation, self.epoch_range, self.repeats, self.status])
+
+    def compose(self, side: W.Widget | None = None) -> W.Widget:
+        """Controls (with `side` to their right), then the figure across the full width, then the summary."""
+        top = self.controls if side is None else W.HBox([self.controls, side])
+        return W.VBox([top, self.figure, W.HTML("<b>At the last epoch of the range</b>"), self.summary])
+
+    @property
     def widget(self) -> W.Widget:
-        controls = W.VBox([self.criterion, self.ratio, self.normalisation, self.epoch_range, self.repeats, self.status])
-        return W.VBox([controls, self.figure, W.HTML("<b>At the last epoch of the range</b>"), self.summary])
+        return self.compose()
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
@@ -181,8 +197,11 @@ class RunBrowser:
     def show(self, name: str) -> None:
         results = Results(self.root / name)
         self.explorer = Explorer(results)
-        side = W.HTML(config_html(results), layout=W.Layout(width="330px", overflow="auto"))
-        self.area.children = (W.HBox([self.explorer.widget, side]),)
+        # beside the controls, not beside the 1000-px figure: there it pushed the figure past the
+        # notebook's width (clipped on a laptop screen); a framed box that scrolls, as tall as the controls
+        side = W.HTML(config_html(results), layout=W.Layout(width="360px", max_height="260px", overflow="auto",
+                                                            margin="0 0 12px 24px", border="1px solid #ddd"))
+        self.area.children = (self.explorer.compose(side),)
 
     @property
     def widget(self) -> W.Widget:

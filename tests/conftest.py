@@ -21,3 +21,16 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 def tiny_config() -> ExperimentConfig:
     """A configuration that trains and evaluates in about a second."""
     return ExperimentConfig(n_base=400, n_outliers=20, n_duplicates=20, epochs=3, n_repeats=2, batch_size=32, device="cpu")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """List the screenshots the browser tests saved (tests/test_browser.py), so that the CI log shows where they are.
+
+    user_properties travel from pytest-xdist workers with the reports, unlike a test's printed output.
+    """
+    shots = [value for reports in terminalreporter.stats.values() for r in reports
+             for name, value in getattr(r, "user_properties", []) if name == "screenshot" and getattr(r, "when", "") == "call"]
+    if shots:
+        terminalreporter.section("browser screenshots")
+        for path in dict.fromkeys(shots):
+            terminalreporter.write_line(path)

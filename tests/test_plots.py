@@ -104,6 +104,25 @@ def test_figure_structure_labels_and_values():
     assert fig2.data[-1].visible is False  # no chance level passed
 
 
+def test_long_titles_wrap_inside_the_figure():
+    """Plotly never wraps a title: memnb wraps each line at spaces and makes room for every line above the panels."""
+    df = synthetic_table({g: flat(0.1) for g in GROUPS}, {g: 0.1 for g in GROUPS})
+    config, reductions = profiles.apply_profile(profiles.figure_config(1), "smoke")
+    title = profiles.figure_title(config, "smoke", 1, reductions)
+    assert len(title.splitlines()[1]) > plots.TITLE_WRAP["second"]  # the reductions line is too long for one line
+    fig = plots.rates_figure(df, "memorized", title=title)
+    text = fig.layout.title.text
+    lines = [re.sub(r"<[^>]+>", "", line) for line in text.split("<br>")]
+    assert len(lines) == plots.title_lines(text) >= 5  # title, 2 lines of reductions, 2 of subtitle
+    assert all(len(line) <= plots.TITLE_WRAP["second"] for line in lines[1:]), lines
+    assert not any(line.rstrip().endswith("→") or line.lstrip().startswith("→") for line in lines)  # "a → b" kept whole
+    assert " ".join(lines).replace("\u00a0", " ").startswith(title.splitlines()[0])
+    short = plots.rates_figure(df, "memorized", title="t")
+    assert plots.title_lines(short.layout.title.text) == 3
+    assert fig.layout.margin.t - short.layout.margin.t == 20 * (len(lines) - 3)
+    assert (fig.layout.title.yanchor, fig.layout.title.yref) == ("top", "container")
+
+
 def test_figure_refuses_mixed_settings():
     a = synthetic_table({g: flat(0.1) for g in GROUPS}, {g: 0.1 for g in GROUPS})
     b = a.assign(threshold=2.0)
@@ -295,6 +314,9 @@ def test_run_browser(small_run):
     assert widgets.list_runs(root) == [small_run.path]
     b = widgets.RunBrowser(root)
     assert b.dropdown.value == small_run.path.name and b.explorer is not None
+    # the configuration sits beside the controls; the figure gets the full width below them
+    top, figure, *_ = b.area.children[0].children
+    assert figure is b.explorer.figure and "n_base" in top.children[1].value
     assert "n_base" in widgets.config_html(small_run)
     with pytest.raises(ValueError, match="not under"):
         widgets.RunBrowser(root, run="nope")
