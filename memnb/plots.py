@@ -142,10 +142,19 @@ def summary(table: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     return df
 
 
+def readable_summary(s: pd.DataFrame) -> pd.DataFrame:
+    """`summary()` for display: a first epoch that never came reads "never" (pandas shows a missing
+    Int64 as "<NA>" whatever na_rep says)."""
+    s = s.copy()
+    first = [c for c in s.columns if c.startswith("first_epoch")]
+    s[first] = s[first].astype(object).where(s[first].notna(), "never")
+    return s
+
+
 def summary_text(table: pd.DataFrame, config=None) -> str:
     """The printed summary: the setting, then `summary(table)` as text."""
     crit, thr = _one_setting(table)
-    s = summary(table)
+    s = readable_summary(summary(table))
     n_rep = table.repeat.nunique()
     head = [f"{CRITERION_TEXT[crit].format(k=thr)}; mean over {n_rep} repeat(s) at the final epoch "
             f"{int(table.epoch.max())}; '_null' = the same metric for fresh draws of the data distribution."]
@@ -155,7 +164,7 @@ def summary_text(table: pd.DataFrame, config=None) -> str:
                     + ("which has no test points)." if config.n_test_outliers == 0 else "with its own test points).")
                     )
     head.append("first_epoch_*_above_null: first evaluated epoch where mean(value - null) > max(2 s.e., 10% of null); "
-                "None = never.")
+                "never = not within the run.")
     body = s.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-")
     return "\n".join(head) + "\n\n" + body
 

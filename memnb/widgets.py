@@ -119,7 +119,7 @@ class Explorer:
         if window.empty:
             self.summary.value = "<i>no repeat selected</i>"
         else:
-            s = plots.summary(window)
+            s = plots.readable_summary(plots.summary(window))
             table_html = s.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-", border=0)
             # long column names (first_epoch_memorized_above_null) may wrap after an underscore, so the
             # table fits the notebook's width instead of being cut at its edge

@@ -323,3 +323,10 @@ def test_run_browser(small_run):
     with pytest.raises(ValueError, match="no runs under"):
         widgets.RunBrowser(root / "empty")
 
+
+
+def test_readable_summary_says_never_instead_of_na():
+    s = pd.DataFrame({"group": ["all", "outlier"], "first_epoch_memorized_above_null": pd.array([2, None], dtype="Int64")})
+    out = plots.readable_summary(s)
+    assert out["first_epoch_memorized_above_null"].tolist() == [2, "never"]
+    assert "<NA>" not in out.to_html() and pd.isna(s.iloc[1, 1])  # the input is left alone
