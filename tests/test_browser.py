@@ -135,6 +135,12 @@ class Lab:
         notif = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
         notif.parent.mkdir(parents=True)
         notif.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+        # "Always start the preferred kernel", as a person ticks it once in the "Select Kernel" dialog:
+        # without it JupyterLab may ask late (a race between loading kernel specs and restoring the
+        # session), and a dialog arriving while Run All is queued left cells unrun (seen in CI).
+        tracker = settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
+        tracker.parent.mkdir(parents=True)
+        tracker.write_text(json.dumps({"autoStartDefaultKernel": True}))
         cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={self.port}", "--ip=127.0.0.1",
                "--ServerApp.port_retries=0", "--IdentityProvider.token=", "--ServerApp.password=",
                f"--ServerApp.root_dir={root}", f"--LabApp.user_settings_dir={settings}",
