@@ -403,12 +403,12 @@ def rates_figure(table: pd.DataFrame, value: str = "memorized", *, title: str = 
     text = title_html(title, subtitle(table, value, n_shown))
     fig.update_layout(
         # anchored at the top (plotly centres a multi-line title in the margin, over the panels' titles)
-        title=dict(text=text, x=0.01, xanchor="left", y=1.0, yref="container", yanchor="top", pad=dict(t=10),
+        title=dict(text=text, x=0.01, xanchor="left", y=1.0, yref="container", yanchor="top", pad=dict(t=26),
                    font=dict(size=15)),
         width=width, height=height, template="plotly_white",
         legend=dict(orientation="h", yanchor="top", y=-0.09, xanchor="left", x=0.0),
         # room for every title line and, below them, the panels' own titles
-        margin=dict(t=40 + 20 * title_lines(text), b=95, l=70, r=20), hovermode="closest",
+        margin=dict(t=56 + 20 * title_lines(text), b=95, l=70, r=20), hovermode="closest",
     )
     for i in range(len(groups)):
         r, c = i // cols + 1, i % cols + 1
