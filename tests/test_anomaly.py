@@ -1,19 +1,17 @@
 """Memorization-time anomaly scores, the ranking measures against scikit-learn, the benchmark on a tiny run, and its notebook."""
 
-import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from helpers import run_notebook_smoke
 from memnb import ExperimentConfig, run_experiment
 from memnb import anomaly
 from memnb.anomaly import auroc, average_precision, knn_score, memorization_score
 from memnb.stats import first_copies
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -105,14 +103,5 @@ def test_a_run_without_outliers_is_refused(tmp_path):
 
 @pytest.mark.slow
 def test_anomaly_notebook_runs_with_papermill(tmp_path):
-    import papermill as pm
-
-    nb = ROOT / "notebooks" / "anomaly_detection.ipynb"
-    src = json.loads(nb.read_text())
-    assert all(not c.get("outputs") for c in src["cells"] if c["cell_type"] == "code"), "commit without outputs"
-    out = tmp_path / "anomaly.ipynb"
-    pm.execute_notebook(str(nb), str(out), parameters={"profile": "smoke", "runs_root": str(tmp_path / "runs"),
-                                                       "n_bootstrap": 200}, cwd=str(ROOT), progress_bar=False,
-                        kernel_name="python3")
-    text = out.read_text()
+    text = run_notebook_smoke("anomaly_detection.ipynb", tmp_path, n_bootstrap=200)
     assert "NOT the full benchmark; reduced" in text and "IsolationForest" in text and "AUROC [95% CI]" in text

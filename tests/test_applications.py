@@ -3,7 +3,6 @@
 import ast
 from pathlib import Path
 
-import nbformat
 import papermill as pm
 import pytest
 
@@ -49,18 +48,3 @@ def test_notebook_parameters_default_to_the_full_grid_at_the_laptop_profile(path
     defaults = {k: ast.literal_eval(v["default"]) for k, v in params.items()}
     assert defaults["profile"] == "laptop"
     assert {k: defaults[k] for k in applications.FULL} == applications.FULL
-
-
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebooks_only_call_memnb(path):
-    nb = nbformat.read(path, as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        for node in ast.walk(ast.parse(cell.source)):
-            if isinstance(node, ast.Import):
-                assert all(a.name.split(".")[0] == "memnb" for a in node.names), cell.source
-            elif isinstance(node, ast.ImportFrom):
-                assert node.module.split(".")[0] == "memnb", cell.source
-            assert not isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.While)), cell.source
-        assert "torch" not in cell.source and "train_epoch" not in cell.source

@@ -2,30 +2,20 @@
 
 import json
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from helpers import assert_same_results, run_notebook_smoke
 from memnb import ExperimentConfig, Results, run_experiment
 from memnb import early_stopping as es
 from memnb.early_stopping import EarlyStopping, EpochContext, replay
 from memnb.results import GROUP_LABELS, table_thresholds
 
-ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ExperimentConfig(n_base=120, n_outliers=8, n_duplicates=8, epochs=4, n_repeats=2, test_set="matched", device="cpu")
 
 
-def assert_same_results(a: Results, b: Results):
-    assert a.evaluated_epochs == b.evaluated_epochs
-    for e in a.evaluated_epochs:
-        x, y = a.epoch_arrays(e), b.epoch_arrays(e)
-        assert x.keys() == y.keys()
-        for k in x:
-            np.testing.assert_array_equal(x[k], y[k], err_msg=f"epoch {e} array {k}")
-    pd.testing.assert_frame_equal(a.table(), b.table())
-    pd.testing.assert_frame_equal(a.loss(), b.loss())
 
 
 @pytest.fixture(scope="module")
@@ -218,14 +208,5 @@ def _partial(full_run):
 
 @pytest.mark.slow
 def test_early_stopping_notebook_runs_with_papermill(tmp_path):
-    import papermill as pm
-
-    nb = ROOT / "notebooks" / "early_stopping.ipynb"
-    src = json.loads(nb.read_text())
-    assert all(not c.get("outputs") for c in src["cells"] if c["cell_type"] == "code"), "commit without outputs"
-    out = tmp_path / "early_stopping.ipynb"
-    pm.execute_notebook(str(nb), str(out), parameters={"profile": "smoke", "runs_root": str(tmp_path / "runs"),
-                                                       "n_bootstrap": 200}, cwd=str(ROOT), progress_bar=False,
-                        kernel_name="python3")
-    text = out.read_text()
+    text = run_notebook_smoke("early_stopping.ipynb", tmp_path, n_bootstrap=200)
     assert "NOT the full benchmark; reduced" in text and "'identical': True" in text and "epochs saved" in text

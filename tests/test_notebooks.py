@@ -67,7 +67,7 @@ def test_nbstripout_would_change_nothing():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize("path", MY_NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.name)
 def test_notebooks_only_call_memnb(path):
     """No training loops or heavy logic in cells: imports are memnb's, and no cell defines functions or loops over epochs."""
     nb = nbformat.read(path, as_version=4)

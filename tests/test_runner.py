@@ -10,21 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from helpers import assert_same_results
 from memnb import CorruptRunError, ExperimentConfig, Results, run_experiment
 from memnb.results import TABLE_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def assert_same_results(a: Results, b: Results):
-    assert a.evaluated_epochs == b.evaluated_epochs
-    for e in a.evaluated_epochs:
-        x, y = a.epoch_arrays(e), b.epoch_arrays(e)
-        assert x.keys() == y.keys()
-        for k in x:
-            np.testing.assert_array_equal(x[k], y[k], err_msg=f"epoch {e} array {k}")
-    pd.testing.assert_frame_equal(a.table(), b.table())
-    pd.testing.assert_frame_equal(a.loss(), b.loss())
 
 
 def test_table_schema_and_null_beside_every_number(tiny_config, tmp_path):

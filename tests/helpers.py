@@ -1,0 +1,36 @@
+"""Helpers shared by several test files (pytest puts tests/ on sys.path)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def assert_same_results(a, b):
+    """Two memnb Results hold identical epochs, arrays, tables and losses."""
+    assert a.evaluated_epochs == b.evaluated_epochs
+    for e in a.evaluated_epochs:
+        x, y = a.epoch_arrays(e), b.epoch_arrays(e)
+        assert x.keys() == y.keys()
+        for k in x:
+            np.testing.assert_array_equal(x[k], y[k], err_msg=f"epoch {e} array {k}")
+    pd.testing.assert_frame_equal(a.table(), b.table())
+    pd.testing.assert_frame_equal(a.loss(), b.loss())
+
+
+def run_notebook_smoke(name: str, tmp_path: Path, **parameters) -> str:
+    """Execute notebooks/<name> with papermill at the smoke profile (runs under tmp_path); returns the executed file's text.
+
+    Also checks that the committed notebook holds no outputs."""
+    import papermill as pm
+
+    nb = ROOT / "notebooks" / name
+    src = json.loads(nb.read_text())
+    assert all(not c.get("outputs") for c in src["cells"] if c["cell_type"] == "code"), "commit without outputs"
+    out = tmp_path / name
+    pm.execute_notebook(str(nb), str(out), parameters={"profile": "smoke", "runs_root": str(tmp_path / "runs"), **parameters},
+                        cwd=str(ROOT), progress_bar=False, kernel_name="python3")
+    return out.read_text()
