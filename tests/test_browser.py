@@ -262,6 +262,16 @@ def run_all_cells(page, panel, lab: Lab) -> list[str]:
                 select.click(timeout=5_000)
             except Exception:  # it closed by itself meanwhile: nothing to answer
                 pass
+        # The session can also come up with no kernel at all (seen in CI, 1 run in ~10): a person clicks
+        # the toolbar's "No Kernel" and picks the notebook's kernel.
+        no_kernel = page.locator(".jp-Toolbar-kernelName", has_text="No Kernel")
+        if no_kernel.count():
+            try:  # "No Kernel" also shows for a moment while the session starts: give it time first
+                no_kernel.first.wait_for(state="hidden", timeout=20_000)
+            except Exception:
+                print(f"notebook has no kernel (try {_attempt + 1}); selecting one")
+                no_kernel.first.click(timeout=5_000)
+                page.locator(".jp-Dialog").get_by_role("button", name="Select", exact=True).click(timeout=10_000)
         panel.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(timeout=KERNEL_RUN_S * 1000)
         before = page.evaluate(PROMPTS_JS, handle)
         try:
@@ -279,9 +289,12 @@ def run_all_cells(page, panel, lab: Lab) -> list[str]:
             page.keyboard.press("Escape")
             continue
         # done: nothing queued or running, and the kernel idle
+        # ... or the kernel went away: the toolbar says "No Kernel" (handled at the top of the next try)
         page.wait_for_function(
-            f"""panel => !({PROMPTS_JS})(panel).some(t => t === '[*]:')
-                         && panel.querySelector(".jp-Notebook-ExecutionIndicator[data-status='idle']") !== null""",
+            f"""panel => (!({PROMPTS_JS})(panel).some(t => t === '[*]:')
+                          && panel.querySelector(".jp-Notebook-ExecutionIndicator[data-status='idle']") !== null)
+                         || [...document.querySelectorAll(".jp-Toolbar-kernelName")]
+                                .some(e => e.textContent.includes("No Kernel"))""",
             arg=handle, timeout=KERNEL_RUN_S * 1000)
         lab.note_kernels()
         prompts = page.evaluate(PROMPTS_JS, handle)
