@@ -2,6 +2,7 @@
 #   make figures   render the figure notebooks into outputs/ (PROFILE=laptop|paper|smoke)
 #   make test      the whole test suite
 #   make bench     memnb against a naive loop, side by side (writes outputs/bench/latest.json)
+#   make bench-sweep  a small sweep: serial vs a local Dask cluster (writes outputs/bench/sweep-latest.json)
 # Both create .venv (idempotent: re-installs only when pyproject.toml changes).
 
 PYTHON ?= python3
@@ -13,7 +14,7 @@ TORCH_SPEC ?= torch==2.13.0
 PROFILE ?= laptop
 PYTEST_ARGS ?=
 
-.PHONY: figures test bench venv chromium clean-venv
+.PHONY: figures test bench bench-sweep venv chromium clean-venv
 
 venv: $(STAMP)
 
@@ -40,3 +41,6 @@ clean-venv:
 
 bench: venv
 	$(PY) benchmarks/bench.py $(BENCH_ARGS)
+
+bench-sweep: venv
+	$(PY) benchmarks/sweep_bench.py $(BENCH_ARGS)

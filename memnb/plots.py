@@ -430,6 +430,39 @@ def group_view(table: pd.DataFrame, title: str = "", **kw) -> go.Figure:
     return rates_figure(table, "copied", title=title, **kw)
 
 
+def sweep_view(summary: pd.DataFrame, grid_fields: Sequence[str], value: str = "copied", title: str = "",
+               groups: Sequence[str] = GROUPS) -> go.Figure:
+    """A sweep at a glance (`memnb.sweep.grid_summary` rows): per group (one panel each), every configuration's
+    final excess over its null baseline (value - null, percentage points) with its 95% t-interval;
+    the null baseline is the dashed zero line. x: the configuration, labelled by its grid values."""
+    s = summary.copy()
+    s["config"] = [" · ".join(f"{f}={row[f]}" for f in grid_fields) or str(row["run"]) for _, row in s.iterrows()]
+    order = list(dict.fromkeys(s["config"]))
+    present = [g for g in groups if g in set(s.group)]
+    fig = make_subplots(rows=len(present), cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                        subplot_titles=[GROUP_NAMES[g] for g in present])
+    for i, g in enumerate(present):
+        rows = s[s.group == g].set_index("config").reindex(order)
+        fig.add_trace(go.Scatter(
+            x=order, y=rows["excess_pp"], mode="markers", marker=dict(size=9, color=GROUP_COLORS[g]), name=GROUP_NAMES[g],
+            error_y=dict(type="data", array=rows["excess_ci95_pp"].fillna(0.0), visible=True),
+            customdata=np.stack([rows["value_%"], rows["null_%"], rows["first_epoch_above_null"].astype(object)], axis=-1),
+            hovertemplate="%{x}<br>excess %{y:.2f} pp (value %{customdata[0]:.2f}%, null %{customdata[1]:.2f}%)"
+                          "<br>first epoch above null: %{customdata[2]}<extra>" + GROUP_NAMES[g] + "</extra>"),
+            row=i + 1, col=1)
+        fig.add_hline(y=0.0, line=dict(color="#777777", dash="dash", width=1.5), row=i + 1, col=1)
+        fig.update_yaxes(title_text="excess, pp", row=i + 1, col=1)
+    epochs = sorted(s.final_epoch.unique())
+    sub = (f"{VALUE_AXIS[value]} minus its null baseline (fresh draws of the data; dashed line) at the final epoch "
+           f"({', '.join(map(str, epochs))}); mean over repeats with 95% t-interval")
+    text = title_html(title or "Sweep: where each group ends against its null", sub)
+    fig.update_layout(title=dict(text=text, x=0.01, xanchor="left", y=1.0, yref="container", yanchor="top",
+                                 pad=dict(t=26), font=dict(size=15)),
+                      width=1100, height=180 + 230 * len(present), template="plotly_white", showlegend=False,
+                      margin=dict(t=56 + 20 * title_lines(text), b=140, l=80, r=20))
+    return fig
+
+
 # -- export -------------------------------------------------------------------------------------
 def find_browser() -> str | None:
     """A Chromium for kaleido: $BROWSER_PATH, else chromium/chrome on PATH, else None (never downloads one)."""

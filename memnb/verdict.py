@@ -8,6 +8,7 @@ duplicates' across repeats, and names the outcome by the rule `RULE`.
 from __future__ import annotations
 
 import glob
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,21 +88,39 @@ def describe(config: ExperimentConfig) -> str:
 
 
 def find_runs(runs=None, runs_root: str | Path = "outputs/runs") -> list[Results]:
-    """Results of `runs`: a list of run directories, a glob pattern, or None (every run under `runs_root`).
+    """Results of `runs`: run directories (a list; bare run names are looked up under `runs_root`), a
+    glob pattern, a sweep (its output directory, or its ``table.parquet`` / ``runs.parquet``: the
+    sweep's runs under the runs root its ``sweep.json`` names; see memnb.sweep), or None (every run
+    under `runs_root`).
 
     Only directories with a config.json are runs; a requested path that is not one raises ValueError.
     """
     if runs is None:
         paths = sorted(p.parent for p in Path(runs_root).glob("*/config.json"))
+    elif isinstance(runs, (str, Path)) and (Path(runs).suffix == ".parquet" or (Path(runs) / "sweep.json").is_file()):
+        paths = sweep_runs(Path(runs), runs_root)
     elif isinstance(runs, (str, Path)):
         paths = sorted(Path(p) for p in glob.glob(str(runs)))
     else:
-        paths = [Path(p) for p in runs]
+        paths = [Path(p) if Path(p).is_dir() or len(Path(p).parts) > 1 else Path(runs_root) / p for p in runs]
     paths = list(dict.fromkeys(paths))  # a run named twice is judged once
     bad = [str(p) for p in paths if not (p / "config.json").exists()]
     if bad:
         raise ValueError(f"not memnb run directories (no config.json): {bad}")
     return [Results(p) for p in paths]
+
+
+def sweep_runs(sweep: Path, runs_root: str | Path = "outputs/runs") -> list[Path]:
+    """Run directories of a sweep: the ``run`` column of one of its parquet tables (its directory means its
+    ``table.parquet``: the finished runs).
+
+    Names resolve under the runs root recorded in the sweep's ``sweep.json`` when there is one, else `runs_root`."""
+    if sweep.is_dir():
+        sweep = sweep / "table.parquet"
+    meta = sweep.parent / "sweep.json"
+    names = pd.read_parquet(sweep, columns=["run"])["run"].astype(str).unique().tolist()
+    root = Path(json.loads(meta.read_text())["runs_root"]) if meta.is_file() else Path(runs_root)
+    return [root / n for n in names]
 
 
 def run_signals(results: Results, variant: Variant) -> pd.DataFrame | None:
