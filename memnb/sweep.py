@@ -96,7 +96,10 @@ def sweep_name(configs: Sequence[ExperimentConfig]) -> str:
 
 
 def run_status(config: ExperimentConfig, root: Path | str | None = None) -> str:
-    """``complete`` (finished), ``partial`` (started: resumes from its checkpoint) or ``new``."""
+    """``complete`` (finished), ``partial`` (started: resumes from its checkpoint) or ``new``.
+
+    A run stopped early by a callback (memnb.early_stopping) is ``partial``: a sweep, which runs
+    without callbacks, trains it on to its configured epochs."""
     path = run_dir(config, root)
     if (path / "config.json").exists() and Results(path).complete:
         return "complete"
@@ -223,7 +226,7 @@ def slurm_cluster(cores: int, memory: str, torch_threads: int = 1, job_script_pr
 
     if not isinstance(cores, int) or isinstance(cores, bool) or cores < torch_threads:
         raise ValueError(f"cores = {cores!r} is invalid; allowed: an integer >= torch_threads ({torch_threads})")
-    environ = {k: v for k, v in dask_config(torch_threads)["distributed.nanny.pre-spawn-environ"].items()}
+    environ = dask_config(torch_threads)["distributed.nanny.pre-spawn-environ"]
     prologue = [
         "unset MALLOC_TRIM_THRESHOLD_",
         # dask reads its config from DASK_* variables (parsed as Python literals): the job's nanny then

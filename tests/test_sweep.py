@@ -259,8 +259,11 @@ def test_slurm_job_script_starts_memnb_workers(tmp_path):
             report = client.submit(worker_report, pure=False).result(timeout=60)
             assert report == {"MALLOC_TRIM_THRESHOLD_": None, "OMP_NUM_THREADS": "1"}
             configs = expand_grid(BASE.replace(n_base=200, epochs=2, eval_every=1), {"seed": [0, 1]})
-            sweep = run_sweep(configs, tmp_path / "runs", out_dir=tmp_path / "sweep", client=client, progress=False)
+            # by address, as for any existing cluster: run_sweep connects its own client and closes it
+            sweep = run_sweep(configs, tmp_path / "runs", out_dir=tmp_path / "sweep", address=cluster.scheduler_address,
+                              progress=False)
             assert sweep.log.complete.all() and sweep.log.malloc_trim_threshold.isna().all()
+            assert json.loads((tmp_path / "sweep" / "sweep.json").read_text())["scheduler"] == cluster.scheduler_address
     finally:
         if job is not None:
             os.killpg(job.pid, signal.SIGTERM)
