@@ -150,10 +150,11 @@ def _kill_a_busy_worker(client, root: Path, killed: dict, stop: threading.Event)
             for key in keys:
                 run = str(key).removeprefix("memnb-run-")
                 epochs = root / run / "epochs"
-                if epochs.exists() and any(epochs.glob("epoch_*.npz")) and not (root / run / "manifest.json").exists():
+                written = len(list(epochs.glob("epoch_*.npz"))) if epochs.exists() else 0
+                if 0 < written < len(BASE.eval_epochs):  # started, with at least one evaluation and its training to go
                     pid = client.run(os.getpid, workers=[address])[address]
                     os.kill(pid, signal.SIGKILL)
-                    killed.update(run=run, pid=pid, epochs=len(list(epochs.glob("epoch_*.npz"))))
+                    killed.update(run=run, pid=pid, epochs=written)
                     return
         time.sleep(0.02)
 
