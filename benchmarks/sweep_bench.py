@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import _cpu_name  # noqa: E402  (benchmarks/bench.py, beside this file: python puts it on sys.path)
+
 ARMS = ("serial", "dask", "dask_default_env")
 
 
@@ -125,16 +127,6 @@ def main() -> None:
     text = json.dumps(report, indent=2)
     (out / f"sweep-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(text)
     (out / f"{stem}.json").write_text(text)
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 if __name__ == "__main__":

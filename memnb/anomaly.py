@@ -149,8 +149,7 @@ def score_run(results, criterion: str = "paper", threshold: float | None = None,
     c = results.config
     if c.n_outliers == 0:
         raise ValueError(f"run {results.path.name} has n_outliers = 0; allowed: a run with injected outliers")
-    threshold = {"paper": c.ratio, "train_only": c.train_ratio, "relative": 1 / c.relative_alpha}[criterion] \
-        if threshold is None else threshold
+    threshold = c.own_threshold(criterion) if threshold is None else threshold
     t0 = time.perf_counter()
     epochs, copied = copy_matrix(results, criterion, threshold)
     t_history = (time.perf_counter() - t0) / c.n_repeats

@@ -26,6 +26,10 @@ TEST_SETS = ("base", "matched")
 # Thresholds at which the stored table is tabulated, for both criteria (ratios >= 1).
 # Any other threshold can be recomputed from the stored per-sample distances.
 THRESHOLD_GRID = (1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0)
+# Each criterion's own threshold, read from a config or, column-wise, from a table with config columns
+# (memnb.sweep): ratio, train_ratio, and for the relative criterion 1/relative_alpha.
+OWN_THRESHOLD = {"paper": lambda c: c.ratio, "train_only": lambda c: c.train_ratio,
+                 "relative": lambda c: 1.0 / c.relative_alpha}
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,12 @@ class ExperimentConfig:
         """Epochs at whose start samples are drawn: 0 (untrained), every `eval_every`, and the end."""
         ep = list(range(0, self.epochs, self.eval_every))
         return tuple(ep + [self.epochs])
+
+    def own_threshold(self, criterion: str) -> float:
+        """This config's threshold for `criterion` (paper: ratio, train_only: train_ratio, relative: 1/relative_alpha)."""
+        if criterion not in OWN_THRESHOLD:
+            raise ValueError(f"criterion {criterion!r} is unknown; allowed: {' | '.join(OWN_THRESHOLD)}")
+        return OWN_THRESHOLD[criterion](self)
 
     # -- serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

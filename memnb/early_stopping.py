@@ -62,7 +62,7 @@ def _criterion_threshold(config: ExperimentConfig, criterion: str, k: float | No
     """The criterion's threshold: `k`, or the config's own (ratio, train_ratio, 1 / relative_alpha)."""
     if k is not None:
         return float(k)
-    return {"paper": config.ratio, "train_only": config.train_ratio, "relative": 1.0 / config.relative_alpha}[criterion]
+    return config.own_threshold(criterion)
 
 
 def epoch_rates(arrays: dict, context: EpochContext, criterion: str, k: float | None, group: str,

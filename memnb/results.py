@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import THRESHOLD_GRID, ExperimentConfig
+from .config import OWN_THRESHOLD, THRESHOLD_GRID, ExperimentConfig
 from .data import GROUPS
 from .metric import CRITERIA, copied_shares, critical_ratio, mann_whitney_z_by_group, memorized_shares
 from .neighbors import NeighbourSearch
@@ -54,7 +54,7 @@ class CorruptRunError(RuntimeError):
 
 def table_thresholds(config: ExperimentConfig) -> np.ndarray:
     """The documented threshold grid plus the config's own thresholds (ratio, train_ratio, 1/relative_alpha), sorted."""
-    own = (config.ratio, config.train_ratio, 1.0 / config.relative_alpha)
+    own = tuple(config.own_threshold(c) for c in OWN_THRESHOLD)
     return np.unique(np.array(THRESHOLD_GRID + own, np.float64))
 
 

@@ -23,8 +23,9 @@ from . import __version__
 from .config import ExperimentConfig
 from .early_stopping import EpochContext, check_callbacks, first_stop
 from .ensemble import Ensemble
-from .results import (CorruptRunError, Results, data_copying, epoch_file, group_sizes, held_out_neighbours, read_config,
-                      summarize, summary_rows, table_thresholds)
+from .metric import CRITERIA
+from .results import (GROUP_LABELS, CorruptRunError, Results, data_copying, epoch_file, held_out_neighbours, read_config,
+                      summarize, table_thresholds)
 from .storage import write_json, write_npz, write_parquet, write_torch
 
 DEFAULT_ROOT = Path(os.environ.get("MEMNB_RUNS", "outputs/runs"))
@@ -169,7 +170,9 @@ def run_experiment(config: ExperimentConfig, root: Path | str | None = None, pro
     test_d, test_group = held_out_neighbours(np.stack([t.points for t in ens.train_sets]), np.stack(ens.test_sets),
                                              groups, config.neighbors)
     timings = {"train_s": 0.0, "generate_s": 0.0, "metric_s": 0.0}
-    sizes = group_sizes(groups)
+    # the progress bar's numbers: the paper criterion at the config's ratio, all groups (summarize's layout)
+    bar_index = (CRITERIA.index("paper"), slice(None), 0, GROUP_LABELS.index("all"),
+                 int(np.flatnonzero(thresholds == config.ratio)[0]))
     bar = _progress(config.epochs + 1, start, progress, f"{config.dataset} x{config.n_repeats} repeats")
     t_run = last_checkpoint = time.perf_counter()
     for epoch in range(start, config.epochs + 1):
@@ -184,9 +187,8 @@ def run_experiment(config: ExperimentConfig, root: Path | str | None = None, pro
             t2 = time.perf_counter()
             timings["generate_s"] += t1 - t0
             timings["metric_s"] += t2 - t1
-            shares = summary_rows(arrays["summary"], epoch, ens.repeats, thresholds, config.n_generate_points, sizes)
-            sel = shares[(shares.group == "all") & (shares.criterion == "paper") & (shares.threshold == config.ratio)]
-            bar.set_postfix(memorized=f"{sel.memorized.mean():.3f}", null=f"{sel.memorized_null.mean():.3f}", refresh=False)
+            memorized, null = arrays["summary"][(slice(None), *bar_index)].mean(axis=0)  # (source,): generated, null
+            bar.set_postfix(memorized=f"{memorized:.3f}", null=f"{null:.3f}", refresh=False)
         if epoch in eval_epochs and callbacks:
             arrays = arrays if epoch not in evaluated else results.epoch_arrays(epoch)
             fired = any([cb(epoch, arrays, context) for cb in callbacks])  # a list: every callback sees the epoch

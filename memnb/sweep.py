@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .config import ExperimentConfig
+from .config import OWN_THRESHOLD, ExperimentConfig
 from .results import TABLE_COLUMNS, Results
 from .runner import run_dir, run_experiment
 from .storage import write_json, write_parquet
@@ -118,14 +118,18 @@ def config_frame(configs: Sequence[ExperimentConfig]) -> pd.DataFrame:
     return frame
 
 
+def _check_int(name: str, value: Any, lo: int, allowed: str | None = None) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < lo:
+        raise ValueError(f"{name} = {value!r} is invalid; allowed: {allowed or f'an integer >= {lo}'}")
+
+
 # -- the task ---------------------------------------------------------------------------------------
 def worker_environ(torch_threads: int = 1) -> dict[str, Any]:
     """Environment for Dask's nanny to set before it starts a worker (``distributed.nanny.pre-spawn-environ``).
 
     Dask's default sets ``MALLOC_TRIM_THRESHOLD_=65536``; a None value unsets it (Nanny drops None
     entries). OpenMP/BLAS threads match the torch threads per worker."""
-    if not isinstance(torch_threads, int) or isinstance(torch_threads, bool) or torch_threads < 1:
-        raise ValueError(f"torch_threads = {torch_threads!r} is invalid; allowed: an integer >= 1")
+    _check_int("torch_threads", torch_threads, 1)
     n = str(torch_threads)
     return {"MALLOC_TRIM_THRESHOLD_": None, "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n}
 
@@ -203,8 +207,7 @@ def local_cluster(n_workers: int | None = None, torch_threads: int = 1, **kwargs
 
     if n_workers is None:
         n_workers = max(1, machine_cores() // torch_threads)
-    if not isinstance(n_workers, int) or isinstance(n_workers, bool) or n_workers < 1:
-        raise ValueError(f"n_workers = {n_workers!r} is invalid; allowed: None or an integer >= 1")
+    _check_int("n_workers", n_workers, 1, "None or an integer >= 1")
     kwargs.setdefault("dashboard_address", None)
     # A Nanny copies its pre-spawn-environ into *this* process's os.environ before it spawns a worker
     # (distributed/nanny.py), and spawned workers inherit os.environ: any Nanny made earlier here with Dask's
@@ -224,8 +227,7 @@ def slurm_cluster(cores: int, memory: str, torch_threads: int = 1, job_script_pr
     """
     from dask_jobqueue import SLURMCluster
 
-    if not isinstance(cores, int) or isinstance(cores, bool) or cores < torch_threads:
-        raise ValueError(f"cores = {cores!r} is invalid; allowed: an integer >= torch_threads ({torch_threads})")
+    _check_int("cores", cores, torch_threads, f"an integer >= torch_threads ({torch_threads})")
     environ = dask_config(torch_threads)["distributed.nanny.pre-spawn-environ"]
     prologue = [
         "unset MALLOC_TRIM_THRESHOLD_",
@@ -276,12 +278,9 @@ def sweep_table(configs: Sequence[ExperimentConfig], root: Path | str | None = N
         return pd.DataFrame(columns=["run", *CONFIG_FIELDS, *TABLE_COLUMNS])
     table = pd.concat(frames, ignore_index=True)
     table = config_frame(finished).merge(table, on="run", how="right", validate="one_to_many")
-    for name in ("run", "dataset", "test_set", "neighbors", "device", "precision", "group", "criterion"):
+    for name in [c for c in table.columns if pd.api.types.is_string_dtype(table[c])]:  # run, group, criterion, text fields
         table[name] = table[name].astype("category")
     return table[["run", *CONFIG_FIELDS, *TABLE_COLUMNS]]
-
-
-OWN_THRESHOLD = {"paper": "ratio", "train_only": "train_ratio"}  # and relative: 1 / relative_alpha
 
 
 def grid_summary(table: pd.DataFrame, grid_fields: Sequence[str], criterion: str = "paper", threshold: float | None = None,
@@ -305,11 +304,8 @@ def grid_summary(table: pd.DataFrame, grid_fields: Sequence[str], criterion: str
     rows = table[table.criterion == criterion]
     if rows.empty:
         raise ValueError(f"criterion = {criterion!r} is not in the table; present: {sorted(table.criterion.unique())}")
-    if threshold is None:
-        own = rows[OWN_THRESHOLD[criterion]] if criterion in OWN_THRESHOLD else 1.0 / rows["relative_alpha"]
-    else:
-        own = pd.Series(float(threshold), index=rows.index)
-    rows = rows[np.isclose(rows.threshold.to_numpy(np.float64), own.to_numpy(np.float64), rtol=0, atol=1e-9)]
+    own = OWN_THRESHOLD[criterion](rows) if threshold is None else float(threshold)  # per row: each run's own
+    rows = rows[np.isclose(rows.threshold.to_numpy(np.float64), np.asarray(own, np.float64), rtol=0, atol=1e-9)]
     out = []
     for run, r in rows.groupby("run", observed=True, sort=False):
         last = int(r.epoch.max())
@@ -374,8 +370,7 @@ def run_sweep(configs: Sequence[ExperimentConfig], root: Path | str | None = Non
     if executor not in EXECUTORS:
         raise ValueError(f"executor = {executor!r} is invalid; allowed: one of {EXECUTORS}")
     worker_environ(torch_threads)  # validates torch_threads
-    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
-        raise ValueError(f"retries = {retries!r} is invalid; allowed: an integer >= 0")
+    _check_int("retries", retries, 0)
     if len({c.run_name() for c in configs}) != len(configs):
         raise ValueError("configs is invalid: the same configuration appears twice; allowed: distinct configurations")
     root = run_dir(configs[0], root).parent

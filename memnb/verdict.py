@@ -17,7 +17,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from .config import ExperimentConfig
+from .config import OWN_THRESHOLD, ExperimentConfig
 from .results import Results
 from .stats import (TIMINGS, bootstrap_ci, cohens_dz, paired_permutation_test, rank_biserial, signal_frame,
                     timing_table, zu_signal_frame)
@@ -60,10 +60,9 @@ class Variant:
     def resolve(self, config: ExperimentConfig) -> "Variant":
         if self.criterion == "zu" or self.threshold is not None:
             return self
-        k = {"paper": config.ratio, "train_only": config.train_ratio, "relative": 1.0 / config.relative_alpha}
-        if self.criterion not in k:
+        if self.criterion not in OWN_THRESHOLD:
             raise ValueError(f"criterion {self.criterion!r} is unknown; allowed: paper | train_only | relative | zu")
-        return Variant(self.criterion, k[self.criterion], self.value)
+        return Variant(self.criterion, config.own_threshold(self.criterion), self.value)
 
     def label(self) -> str:
         if self.criterion == "zu":
