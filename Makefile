@@ -29,11 +29,11 @@ chromium:
 	@bash scripts/install-chromium.sh
 
 figures: venv chromium
-	$(PY) -m memnb.render --profile $(PROFILE)
+	$(PY) -m memnb.workflows.render --profile $(PROFILE)
 
 test: venv chromium
 	$(VENV)/bin/nbstripout --verify notebooks/*.ipynb
-	$(PY) -m memnb.render --prepare-only build/nbval --profile smoke
+	$(PY) -m memnb.workflows.render --prepare-only build/nbval --profile smoke
 	$(PY) -m pytest -n 2 --dist loadfile --nbval-lax tests build/nbval $(PYTEST_ARGS)
 
 clean-venv:

@@ -67,22 +67,24 @@ def memnb_arm(config_dict: dict, epochs: int, compare_bf16: bool) -> dict:
     import numpy as np
     import torch
 
-    from memnb.config import ExperimentConfig
-    from memnb.ensemble import Ensemble
-    from memnb.metric import critical_ratio, is_memorized
-    from memnb.results import summarize, table_thresholds
+    from memnb.core.config import ExperimentConfig
+    from memnb.experiment.repeats import RepeatData
+    from memnb.experiment.tabulate import summarize, table_thresholds
+    from memnb.metric.criteria import critical_ratio, is_memorized
+    from memnb.models.ensemble import Ensemble
 
     c = ExperimentConfig.from_dict(config_dict)
     t0 = time.perf_counter()
-    ens = Ensemble(c)
+    data = RepeatData(c)
+    ens = Ensemble(c, data.train_points)
     setup_s = time.perf_counter() - t0
-    groups, locations, thresholds = ens.groups, ens.locations, table_thresholds(c)
+    groups, locations, thresholds = data.groups, data.locations, table_thresholds(c)
     split = {"train_s": [], "generate_s": [], "metric_s": []}
     for e in range(epochs):
         t0 = time.perf_counter()
         samples = ens.generate(e)
         t1 = time.perf_counter()
-        arrays = {**ens.search(samples), **ens.search(ens.null_draws(e), "null_")}
+        arrays = {**data.search(samples), **data.search(data.null_draws(e), "null_")}
         summarize(arrays, groups, locations, thresholds)
         t2 = time.perf_counter()
         ens.train_epoch(e)
@@ -105,7 +107,7 @@ def memnb_arm(config_dict: dict, epochs: int, compare_bf16: bool) -> dict:
             t0 = time.perf_counter()
             s = ens.generate(epochs, precision=prec)
             out[f"generate_{prec}_s"] = time.perf_counter() - t0
-            nb = ens.search(s)
+            nb = data.search(s)
             per_group = []
             for r in range(c.n_repeats):
                 mem = is_memorized("paper", critical_ratio("paper", nb["d1"][r], nb["d2"][r], nb["d_test"][r]), c.ratio)
@@ -127,8 +129,8 @@ def naive_arm(config_dict: dict, epochs: int, repeats: int) -> dict:
     import torch
     from torch import nn
 
-    from memnb.config import ExperimentConfig
-    from memnb.data import make_test_set, make_training_set
+    from memnb.core.config import ExperimentConfig
+    from memnb.data.injection import make_test_set, make_training_set
 
     c = ExperimentConfig.from_dict(config_dict)
     T = c.num_timesteps
@@ -238,7 +240,7 @@ def main() -> None:
     a = p.parse_args()
     if a.quick:
         a.repeats, a.n_base, a.injected, a.epochs, a.no_scaling = 2, 400, 10, 1, True
-    from memnb.config import ExperimentConfig
+    from memnb.core.config import ExperimentConfig
 
     base = ExperimentConfig(n_base=a.n_base, n_outliers=a.injected, n_duplicates=a.injected, n_repeats=a.repeats,
                             device="cpu", epochs=a.epochs)

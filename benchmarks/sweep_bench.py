@@ -30,7 +30,7 @@ ARMS = ("serial", "dask", "dask_default_env")
 
 def _grid(quick: bool):
     from memnb import ExperimentConfig
-    from memnb.sweep import expand_grid
+    from memnb.workflows.sweep import expand_grid
 
     if quick:
         base = ExperimentConfig(n_base=200, n_outliers=10, n_duplicates=10, epochs=2, eval_every=1, n_repeats=2, device="cpu")
@@ -44,7 +44,7 @@ def arm(name: str, quick: bool, root: str, n_workers: int) -> dict:
     import torch
     from distributed import Client, LocalCluster
 
-    from memnb.sweep import local_cluster, run_sweep
+    from memnb.workflows.sweep import local_cluster, run_sweep
 
     configs = _grid(quick)
     t0 = time.perf_counter()
@@ -101,7 +101,7 @@ def main() -> None:
     if args.arm:
         print(json.dumps(arm(args.arm, args.quick, args.root, args.workers)))
         return
-    from memnb.sweep import machine_cores
+    from memnb.workflows.sweep import machine_cores
 
     n_workers = args.workers or machine_cores()
     scratch = Path(tempfile.mkdtemp(prefix="memnb-sweep-bench-"))

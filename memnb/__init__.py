@@ -1,10 +1,10 @@
 """memnb: when does a diffusion model start copying its training data, and which points first?"""
 
-__version__ = "0.1.0"
-
-from .config import ExperimentConfig  # noqa: E402
-from .metric import chance_level  # noqa: E402
-from .results import CorruptRunError, Results  # noqa: E402
-from .runner import run_experiment  # noqa: E402
+from ._version import __version__
+from .core.config import ExperimentConfig
+from .core.storage import CorruptRunError
+from .experiment.results import Results
+from .experiment.runner import run_experiment
+from .metric.null import chance_level
 
 __all__ = ["ExperimentConfig", "Results", "CorruptRunError", "run_experiment", "chance_level", "__version__"]

@@ -8,9 +8,9 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from helpers import run_notebook_smoke
 from memnb import ExperimentConfig, run_experiment
-from memnb import anomaly
-from memnb.anomaly import auroc, average_precision, knn_score, memorization_score
-from memnb.stats import first_copies
+from memnb.analysis import anomaly
+from memnb.analysis.anomaly import auroc, average_precision, knn_score, memorization_score
+from memnb.analysis.stats import first_copies
 
 
 

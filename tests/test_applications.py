@@ -6,7 +6,7 @@ from pathlib import Path
 import papermill as pm
 import pytest
 
-from memnb import applications
+from memnb.workflows import applications
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = [ROOT / "notebooks" / "anomaly_detection.ipynb", ROOT / "notebooks" / "early_stopping.ipynb"]

@@ -3,7 +3,7 @@
 nbval and papermill see the notebook file; the widgets and plotly figures only exist in a
 browser. These tests:
 
-1. make a stored run and Figure 4's standalone HTML at the smoke profile with `memnb.render`
+1. make a stored run and Figure 4's standalone HTML at the smoke profile with `memnb.workflows.render`
    (the main job's code path), and write papermill-parameterized copies of `explore.ipynb` and
    `figure4.ipynb` pointing at that run, all in a temporary folder;
 2. start `jupyter lab` there (127.0.0.1, a free port, no token, isolated settings, workspaces
@@ -42,7 +42,9 @@ import papermill as pm
 import psutil
 import pytest
 
-from memnb import Results, plots, render
+from memnb import Results
+from memnb.views import figures as plots
+from memnb.workflows import render
 
 pytestmark = pytest.mark.slow
 
@@ -110,7 +112,7 @@ def workdir(browser, tmp_path_factory) -> Path:
     """A stored smoke run, Figure 4's standalone HTML, and the two notebooks parameterized to that run."""
     d = tmp_path_factory.mktemp("browser")
     runs = d / "runs"
-    # memnb.render: papermill executes figure4.ipynb (interactive=False), which makes the run and exports
+    # memnb.workflows.render: papermill executes figure4.ipynb (interactive=False), which makes the run and exports
     render.render("smoke", out=d / "figures", figures=[FIGURE], runs_root=runs, log_output=False, progress_bar=False)
     (run,) = list(runs.iterdir())
     nbdir = d / "notebooks"

@@ -2,8 +2,11 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_moons
 
-from memnb.config import ExperimentConfig
-from memnb.data import DUPLICATE, INLIER, OUTLIER, make_base, make_test_set, make_training_set, moons, sample_data_distribution
+from memnb.core.config import ExperimentConfig
+from memnb.core.vocabulary import DUPLICATE, INLIER, OUTLIER
+from memnb.data import make_base
+from memnb.data.injection import make_test_set, make_training_set, sample_data_distribution
+from memnb.data.toys import moons
 
 
 def test_moons_is_tiny_diffusions_transform_of_make_moons():

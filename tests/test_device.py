@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from memnb.config import ExperimentConfig
-from memnb.ensemble import Ensemble, resolve_device
+from memnb.core.config import ExperimentConfig
+from memnb.core.device import resolve_device
+from memnb.experiment.repeats import RepeatData
+from memnb.models.ensemble import Ensemble
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 
@@ -24,7 +26,8 @@ def test_cuda_without_a_gpu_fails_early_naming_the_field():
 @needs_cuda
 def test_cuda_ensemble_matches_cpu_on_the_same_seeds():
     kw = dict(n_base=400, n_outliers=10, n_duplicates=10, n_repeats=2, epochs=1)
-    cpu, gpu = Ensemble(ExperimentConfig(device="cpu", **kw)), Ensemble(ExperimentConfig(device="cuda", **kw))
+    data = RepeatData(ExperimentConfig(device="cpu", **kw)).train_points
+    cpu, gpu = Ensemble(ExperimentConfig(device="cpu", **kw), data), Ensemble(ExperimentConfig(device="cuda", **kw), data)
     for a, b in zip(cpu.model.parameters(), gpu.model.parameters()):  # same initial weights on every device
         assert torch.equal(a, b.cpu())
     x, t = torch.randn(2, 64, 2), torch.randint(0, 50, (2, 64))

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from memnb.diffusion import NoiseSchedule
+from memnb.models.schedule import NoiseSchedule
 
 
 def closed_forms(T=50, b0=1e-4, b1=0.02):

@@ -9,9 +9,9 @@ import pytest
 
 from helpers import assert_same_results, run_notebook_smoke
 from memnb import ExperimentConfig, Results, run_experiment
-from memnb import early_stopping as es
-from memnb.early_stopping import EarlyStopping, EpochContext, replay
-from memnb.results import GROUP_LABELS, table_thresholds
+from memnb.analysis import early_stopping as es
+from memnb.analysis.early_stopping import EarlyStopping, EpochContext, replay
+from memnb.experiment.results import GROUP_LABELS, table_thresholds
 
 CONFIG = ExperimentConfig(n_base=120, n_outliers=8, n_duplicates=8, epochs=4, n_repeats=2, test_set="matched", device="cpu")
 

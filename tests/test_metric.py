@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 
 from memnb import ExperimentConfig
-from memnb.ensemble import Ensemble
-from memnb.metric import chance_level, copied_shares, critical_ratio, is_memorized, memorized_shares
-from memnb.neighbors import nearest_neighbours
+from memnb.experiment.repeats import RepeatData
+from memnb.metric.criteria import copied_shares, critical_ratio, is_memorized, memorized_shares
+from memnb.metric.null import chance_level
+from memnb.metric.neighbors import nearest_neighbours
 
 
 def test_criteria_by_hand():
@@ -30,7 +31,7 @@ def test_relative_criterion_by_hand():
     # Carlini et al.: memorized iff d1 < alpha * mean; alpha = 0.1 <=> r > 10 (strict)
     assert is_memorized("relative", r, 10.0).tolist() == [False, True, False, True]
     assert is_memorized("relative", r, 2.0 - 1e-9).tolist() == [True, True, True, True]
-    with pytest.raises(ValueError, match="needs d_mean50"):
+    with pytest.raises(ValueError, match="needs the neighbour field 'd_mean50'"):
         critical_ratio("relative", d1, d1, d1)
 
 
@@ -83,7 +84,7 @@ def test_perfect_generator_scores_the_chance_level(k, m):
 
 def test_null_baseline_of_a_run_matches_the_formula():
     c = ExperimentConfig(n_base=20000, n_outliers=0, n_duplicates=0, n_repeats=1, ratio=1.5, device="cpu")
-    ens = Ensemble(c)
-    arrays = ens.search(ens.null_draws(epoch=0), "null_")
+    data = RepeatData(c)
+    arrays = data.search(data.null_draws(epoch=0), "null_")
     r = critical_ratio("paper", arrays["null_d1"][0], arrays["null_d2"][0], arrays["null_d_test"][0])
     assert is_memorized("paper", r, 1.5).mean() == pytest.approx(chance_level(20000, 20000, 1.5), abs=0.012)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from memnb.model import EnsembleDenoiser
+from memnb.models.tiny_diffusion import EnsembleDenoiser
 
 
 class ReferenceMLP(nn.Module):

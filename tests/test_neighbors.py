@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from memnb.neighbors import NeighbourSearch, nearest_neighbours
+from memnb.metric.neighbors import NeighbourSearch, nearest_neighbours
 
 
 def brute_force(q, train, test):

@@ -1,9 +1,9 @@
 """The figure notebooks: parameters mirror the config, committed without outputs, and they run.
 
-Each figure notebook is executed with papermill at the smoke profile through `memnb.render`
+Each figure notebook is executed with papermill at the smoke profile through `memnb.workflows.render`
 (the main job's code path) into a temporary folder, and the files `make figures` promises must
 appear. `make test` additionally runs every notebook under nbval (--nbval-lax) from the
-smoke-parameterized copies that `python -m memnb.render --prepare-only build/nbval` writes.
+smoke-parameterized copies that `python -m memnb.workflows.render --prepare-only build/nbval` writes.
 """
 
 import ast
@@ -16,13 +16,14 @@ import nbformat
 import papermill as pm
 import pytest
 
-from memnb import ExperimentConfig, profiles, render
-from memnb.plots import find_browser
+from memnb import ExperimentConfig
+from memnb.workflows import notebooks, profiles, render
+from memnb.views.figures import find_browser
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 FIGURE_NOTEBOOKS = {n: NOTEBOOKS / f"figure{n}.ipynb" for n in profiles.FIGURES}
-MY_NOTEBOOKS = [*FIGURE_NOTEBOOKS.values(), NOTEBOOKS / "explore.ipynb"]  # the ones memnb.render prepares for nbval
+MY_NOTEBOOKS = [*FIGURE_NOTEBOOKS.values(), NOTEBOOKS / "explore.ipynb"]  # the ones memnb.workflows.render prepares for nbval
 ALL_NOTEBOOKS = sorted(NOTEBOOKS.glob("*.ipynb"))  # every committed notebook must be stripped
 NOTEBOOK_CONTROLS = {"profile": "laptop", "interactive": True, "runs_root": None, "out_dir": None}
 EXPLORE_PARAMETERS = {"runs_root": None, "run": None, "interactive": True}
@@ -30,6 +31,22 @@ EXPLORE_PARAMETERS = {"runs_root": None, "run": None, "interactive": True}
 
 def test_every_figure_and_the_explorer_have_a_notebook():
     assert all(p.exists() for p in MY_NOTEBOOKS) and len(FIGURE_NOTEBOOKS) == 4
+
+
+def test_figure_notebooks_are_generated_from_one_template(tmp_path):
+    """The four committed figure notebooks are exactly what the one template writes (no hand-edited copy)."""
+    assert notebooks.stale() == [], "run: python -m memnb.workflows.notebooks"
+    written = notebooks.write(tmp_path)
+    for path in written:
+        assert path.read_text() == (NOTEBOOKS / path.name).read_text()
+    # they differ only where the figures differ: a cell holding the figure's number or configuration
+    cells = [nbformat.read(p, as_version=4).cells for p in written]
+    same = [all(c[i].source == cells[0][i].source for c in cells) for i in range(len(cells[0]))]
+    assert same.count(False) == 3  # the title cell, the parameters, the FIGURE = N cell
+    # a stale copy is caught, from Python and from the command line
+    (tmp_path / "figure2.ipynb").write_text((tmp_path / "figure2.ipynb").read_text().replace("ratio", "ratios", 1))
+    assert notebooks.stale(tmp_path) == [tmp_path / "figure2.ipynb"]
+    assert notebooks.main(["--check", "--dir", str(tmp_path)]) == 1
 
 
 @pytest.mark.parametrize("n", sorted(FIGURE_NOTEBOOKS))
@@ -127,23 +144,20 @@ def test_render_smoke_writes_every_file(n, tmp_path):
 
 
 def test_explore_notebook_runs_headless(tmp_path):
-    """interactive=False: static figures; nbval runs the same notebook with interactive=True (widgets)."""
-    interactive = False
+    """interactive=False: static figures and no widget; nbval runs the same notebook with interactive=True (widgets)."""
     out = tmp_path / "explore.ipynb"
     pm.execute_notebook(str(NOTEBOOKS / "explore.ipynb"), str(out), kernel_name="python3", progress_bar=False,
-                        parameters=dict(runs_root=str(tmp_path / "runs"), interactive=interactive), cwd=str(NOTEBOOKS))
+                        parameters=dict(runs_root=str(tmp_path / "runs"), interactive=False), cwd=str(NOTEBOOKS))
     nb = nbformat.read(out, as_version=4)
     text = _outputs_text(nb)
     assert "running Figure 4 at the smoke profile" in text and "sanity checks passed" in text
     mimes = {k for c in nb.cells for o in c.get("outputs", []) for k in o.get("data", {})}
-    if interactive:
-        assert "application/vnd.jupyter.widget-view+json" in mimes
-    else:
-        assert "application/vnd.plotly.v1+json" in mimes
+    assert "application/vnd.plotly.v1+json" in mimes
+    assert "application/vnd.jupyter.widget-view+json" not in mimes
 
 
 def test_render_command_line(tmp_path, capsys):
-    bad = subprocess.run([sys.executable, "-m", "memnb.render", "--profile", "fast"], capture_output=True, text=True,
+    bad = subprocess.run([sys.executable, "-m", "memnb.workflows.render", "--profile", "fast"], capture_output=True, text=True,
                          cwd=ROOT)
     assert bad.returncode == 2 and "profile 'fast' is unknown; allowed: paper | laptop | smoke" in bad.stderr
     with pytest.raises(SystemExit) as exit_:

@@ -13,8 +13,9 @@ import pytest
 from scipy import stats
 
 from memnb import ExperimentConfig, chance_level, run_experiment
-from memnb import plots, profiles
-from memnb.results import RateGrid
+from memnb.views import figures as plots
+from memnb.workflows import profiles
+from memnb.experiment.results import RateGrid
 
 GROUPS = ["inlier", "outlier", "duplicate", "all"]
 
@@ -270,12 +271,25 @@ def test_rate_grid_equals_rates_at(small_run):
         grid.rates("paper", 1.234)
 
 
+def test_every_criterion_has_its_text_in_figures_and_summaries(small_run):
+    """The relative criterion had no entry in the figures' criterion texts (KeyError): every registered one has."""
+    from memnb.core.registry import CRITERIA
+
+    table = small_run.table()
+    for crit in CRITERIA:
+        k = small_run.config.own_threshold(crit.name)
+        view = plots.select(table, crit.name, k)
+        assert crit.text(k) in plots.summary_text(view, small_run.config)
+        for fig in (plots.paper_view(view, small_run.config), plots.group_view(view)):
+            assert crit.text(k).split(":")[0] in fig.layout.title.text
+
+
 def test_sanity_on_a_real_run(small_run):
     assert plots.sanity_problems(small_run.table(), small_run.config) == []
 
 
 def test_explorer_redraws_fast_from_stored_arrays(small_run, monkeypatch):
-    from memnb import widgets
+    from memnb.views import widgets
 
     ex = widgets.Explorer(small_run, progress=False)
     assert isinstance(ex.figure, go.FigureWidget)
@@ -304,11 +318,21 @@ def test_explorer_redraws_fast_from_stored_arrays(small_run, monkeypatch):
         ex.ratio.value = k
         timings.append(ex.last_redraw_s)
     assert max(timings) < 1.0, timings
-    assert isinstance(ex.widget, object)
+    # the widget shows the controls, the figure and the summary; one criterion button per registered criterion
+    import ipywidgets as W
+
+    from memnb.core.registry import CRITERIA
+
+    top, figure, _, summary = ex.widget.children
+    assert isinstance(ex.widget, W.VBox) and figure is ex.figure and summary is ex.summary
+    assert ex.criterion in top.children and ex.ratio in top.children
+    assert [v for _, v in ex.criterion.options] == list(CRITERIA.names()) == ["paper", "train_only", "relative"]
+    ex.criterion.value = "relative"  # its own threshold is 1/relative_alpha = 10, off the 1-5 slider grid
+    assert ex.ratio.value == 10.0 and "relative criterion" in ex.figure.layout.title.text
 
 
 def test_run_browser(small_run):
-    from memnb import widgets
+    from memnb.views import widgets
 
     root = small_run.path.parent
     assert widgets.list_runs(root) == [small_run.path]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.stats import energy_distance as scipy_energy
 
-from memnb.quality import energy_distance
+from memnb.analysis.quality import energy_distance
 
 
 def brute_force(x, y):
@@ -25,7 +25,7 @@ def test_two_dimensions_match_brute_force_and_chunking():
     rng = np.random.default_rng(1)
     x, y = rng.normal(0, 1, (60, 2)), rng.normal([1, 0], 1, (45, 2))
     assert energy_distance(x, y) == pytest.approx(brute_force(x, y), rel=1e-10)
-    from memnb import quality
+    from memnb.analysis import quality
 
     assert quality._mean_pairwise(x, y, chunk=7) == pytest.approx(quality._mean_pairwise(x, y), rel=1e-12)
 

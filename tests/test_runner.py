@@ -12,7 +12,7 @@ import pytest
 
 from helpers import assert_same_results
 from memnb import CorruptRunError, ExperimentConfig, Results, run_experiment
-from memnb.results import TABLE_COLUMNS
+from memnb.experiment.results import TABLE_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,7 +74,7 @@ def test_relative_rates_from_the_stored_distances(tiny_config, tmp_path):
 def test_data_copying_statistic_stored_per_epoch(tiny_config, tmp_path):
     from scipy.stats import mannwhitneyu
 
-    from memnb.results import ZU_COLUMNS
+    from memnb.experiment.results import ZU_COLUMNS
 
     config = tiny_config.replace(test_set="matched")
     res = run_experiment(config, root=tmp_path, progress=False)
@@ -128,12 +128,12 @@ def test_same_config_same_numbers(tiny_config, tmp_path):
 
 def test_finished_config_loads_instead_of_training(tiny_config, tmp_path, monkeypatch):
     first = run_experiment(tiny_config, root=tmp_path, progress=False)
-    import memnb.runner
+    import memnb.experiment.runner
 
     def boom(*a, **k):
         raise AssertionError("trained again")
 
-    monkeypatch.setattr(memnb.runner, "Ensemble", boom)
+    monkeypatch.setattr(memnb.experiment.runner, "Ensemble", boom)
     again = run_experiment(tiny_config, root=tmp_path, progress=False)
     assert again.path == first.path and again.complete
 
@@ -204,7 +204,7 @@ def test_foreign_directory_is_refused(tiny_config, tmp_path):
 
 
 def test_checkpoint_due_before_every_evaluation_at_the_end_and_on_time():
-    from memnb.runner import checkpoint_due
+    from memnb.experiment.runner import checkpoint_due
 
     evals = {0, 3, 6, 7}
     assert [t for t in range(1, 8) if checkpoint_due(t, evals, 7, since_last_s=0.0)] == [3, 6, 7]
@@ -213,8 +213,8 @@ def test_checkpoint_due_before_every_evaluation_at_the_end_and_on_time():
 
 
 def test_resume_retrains_epochs_after_the_last_checkpoint_to_the_same_numbers(tmp_path, monkeypatch):
-    import memnb.runner
-    from memnb.ensemble import Ensemble
+    import memnb.experiment.runner
+    from memnb.models.ensemble import Ensemble
 
     c = ExperimentConfig(n_base=300, n_outliers=5, n_duplicates=5, epochs=7, eval_every=3, n_repeats=2, device="cpu",
                          n_generate=200)

@@ -1,4 +1,4 @@
-"""Each statistic of memnb.stats against a hand-computed case or an independent reference."""
+"""Each statistic of memnb.analysis.stats against a hand-computed case or an independent reference."""
 
 import math
 
@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from memnb.metric import mann_whitney_z, mann_whitney_z_by_group
-from memnb.stats import (bootstrap_ci, censor, cohens_dz, first_copy_epochs, half_level_epoch, null_corrected,
+from memnb.metric.copying import mann_whitney_z, mann_whitney_z_by_group
+from memnb.analysis.stats import (bootstrap_ci, censor, cohens_dz, first_copy_epochs, half_level_epoch, null_corrected,
                          onset_epoch, paired_permutation_test, rank_biserial, signal_frame, timing_table, zu_effect,
                          zu_signal_frame)
 
@@ -47,7 +47,7 @@ def test_crossings_must_clear_z_standard_errors():
 
 
 def test_excess_frame_standard_errors_by_hand():
-    from memnb.stats import excess_frame
+    from memnb.analysis.stats import excess_frame
 
     s = pd.DataFrame({"repeat": 0, "epoch": [0, 10], "group": "outlier", "signal": [0.3, 0.5], "null": [0.2, 0.3],
                       "n": [25, 25], "scale": [1.0, 1.0]})

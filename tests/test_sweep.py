@@ -16,8 +16,8 @@ import pytest
 
 from helpers import ROOT, assert_same_results
 from memnb import ExperimentConfig, Results
-from memnb.runner import run_dir
-from memnb.sweep import (CONFIG_FIELDS, SweepError, dask_config, expand_grid, grid_summary, local_cluster, machine_cores, run_status,
+from memnb.experiment.runner import run_dir
+from memnb.workflows.sweep import (CONFIG_FIELDS, SweepError, dask_config, expand_grid, grid_summary, local_cluster, machine_cores, run_status,
                          run_sweep, slurm_cluster, sweep_name, sweep_table, worker_environ)
 
 distributed = pytest.importorskip("distributed")
@@ -124,7 +124,7 @@ def test_serial_sweep_aggregates_one_tidy_table(serial, configs):
 def test_grid_summary_matches_a_direct_computation(serial, configs):
     from scipy import stats
 
-    from memnb.plots import sweep_view
+    from memnb.views.figures import sweep_view
 
     summary = grid_summary(serial.table(), list(GRID), "paper", value="copied")
     assert len(summary) == 4 * len(configs) and list(summary.group[:4]) == ["all", "inlier", "outlier", "duplicate"]
@@ -185,7 +185,7 @@ _DRIVER = """
 import json
 import sys
 from memnb import ExperimentConfig
-from memnb.sweep import run_sweep
+from memnb.workflows.sweep import run_sweep
 if __name__ == "__main__":
     configs = [ExperimentConfig.from_dict(json.loads(line)) for line in open(sys.argv[1])]
     run_sweep(configs, sys.argv[2], out_dir=sys.argv[3], executor="serial", progress=False)
@@ -295,7 +295,7 @@ def test_sweep_notebook_parameters_mirror_the_config():
 def test_sweep_notebook_runs_and_its_folder_feeds_the_verdict(tmp_path):
     import papermill as pm
 
-    from memnb.verdict import find_runs, verdict
+    from memnb.analysis.verdict import find_runs, verdict
 
     small = {**BASE.replace(n_base=200, epochs=4, eval_every=2).to_dict(), "device": "cpu"}
     out = tmp_path / "sweep.ipynb"

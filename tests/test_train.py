@@ -1,9 +1,10 @@
 import numpy as np
 import torch
 
-from memnb.ensemble import Ensemble
-from memnb.model import EnsembleDenoiser
-from memnb.train import clip_grad_norm_per_member
+from memnb.experiment.repeats import RepeatData
+from memnb.models.ensemble import Ensemble
+from memnb.models.tiny_diffusion import EnsembleDenoiser
+from memnb.models.train import clip_grad_norm_per_member
 
 
 def test_per_member_clipping_matches_torch_on_each_member_alone():
@@ -33,8 +34,9 @@ def test_small_gradients_are_not_clipped():
 
 def test_ensemble_of_two_equals_each_repeat_trained_alone(tiny_config):
     """The batched ensemble is only a speed-up: repeat r's samples do not depend on who it trains with."""
-    both = Ensemble(tiny_config, [0, 1])
-    alone = [Ensemble(tiny_config, [r]) for r in (0, 1)]
+    data = RepeatData(tiny_config, [0, 1]).train_points
+    both = Ensemble(tiny_config, data, [0, 1])
+    alone = [Ensemble(tiny_config, data[r : r + 1], [r]) for r in (0, 1)]
     for epoch in range(2):
         loss_both = both.train_epoch(epoch)
         for r, e in enumerate(alone):
@@ -49,6 +51,6 @@ def test_training_lowers_the_loss():
     from memnb import ExperimentConfig
 
     c = ExperimentConfig(n_base=2000, n_outliers=0, n_duplicates=0, n_repeats=2, device="cpu")
-    ens = Ensemble(c)
+    ens = Ensemble(c, RepeatData(c).train_points)
     losses = [ens.train_epoch(e) for e in range(4)]
     assert (losses[-1] < 0.85 * losses[0]).all()

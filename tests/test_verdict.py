@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from memnb import ExperimentConfig, run_experiment
-from memnb.stats import timing_table
-from memnb.verdict import (VERDICTS, Variant, compare_groups, decide, find_runs, format_table, plot_timings, timings,
+from memnb.analysis.stats import timing_table
+from memnb.analysis.verdict import (VERDICTS, Variant, compare_groups, decide, find_runs, format_table, plot_timings, timings,
                            verdict, verdict_table)
 
 ROOT = Path(__file__).resolve().parents[1]

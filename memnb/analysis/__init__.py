@@ -1,0 +1,1 @@
+"""Analysis of stored runs: timing statistics, the verdict, anomaly detection, early stopping, sample quality, sanity checks."""

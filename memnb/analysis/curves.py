@@ -1,0 +1,125 @@
+"""Curves of a results table over epochs: selection, means with Student-t bands, the first epoch above null, summaries.
+
+Input: rows of `Results.table()` or `Results.rates_at()` / `RateGrid.rates()` (columns repeat,
+epoch, group, criterion, threshold, memorized, memorized_null, copied, copied_null, ...), of ONE
+criterion at ONE threshold (`select` picks them).
+
+- Band: mean over repeats +- t(0.975, R-1) * sd / sqrt(R) (Student-t 95% interval of the mean,
+  repeats as independent draws), clipped to [0, 1] (a share cannot leave it); no band with one repeat.
+- "First epoch above null": the first evaluated epoch at which the mean over repeats of
+  (value - null), paired by repeat, exceeds both `n_sem` (2) standard errors of that difference
+  and `rel_margin` (10%) of the mean null level (and 0.01 percentage points, so that a zero null
+  needs a real rise): `stats.onset_epoch` on the mean curve.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..core.vocabulary import DISPLAY_GROUPS, VALUES
+from .stats import onset_epoch
+
+SUMMARY_COLUMNS = ["group", "n_points", "final_epoch", "memorized_%", "memorized_ci95_%", "memorized_null_%",
+                   "copied_%", "copied_null_%", "first_epoch_memorized_above_null", "first_epoch_copied_above_null"]
+
+
+def select(table: pd.DataFrame, criterion: str, threshold: float) -> pd.DataFrame:
+    """The rows of one criterion at one threshold (a tabulated one; else use Results.rates_at)."""
+    rows = table[table.criterion == criterion]
+    if rows.empty:
+        raise ValueError(f"criterion {criterion!r} not in the table; present: {sorted(table.criterion.unique())}")
+    rows = rows[np.isclose(rows.threshold.to_numpy(np.float64), threshold, rtol=0, atol=1e-9)]
+    if rows.empty:
+        raise ValueError(f"threshold {threshold} is not tabulated for {criterion!r} (tabulated: "
+                         f"{sorted(table[table.criterion == criterion].threshold.unique())}); use Results.rates_at")
+    return rows.reset_index(drop=True)
+
+
+def _one_setting(table: pd.DataFrame) -> tuple[str, float]:
+    crit, thr = table.criterion.unique(), table.threshold.unique()
+    if len(crit) != 1 or len(thr) != 1:
+        raise ValueError(f"expected the rows of one criterion at one threshold, got criteria {list(crit)} and "
+                         f"thresholds {list(thr)}; use plots.select(table, criterion, threshold)")
+    return str(crit[0]), float(thr[0])
+
+
+def t_halfwidth(sd: np.ndarray, n: np.ndarray, confidence: float = 0.95) -> np.ndarray:
+    """Half-width of the Student-t interval of a mean: t((1+c)/2, n-1) * sd / sqrt(n); NaN for n < 2."""
+    n = np.asarray(n, np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        q = stats.t.ppf((1 + confidence) / 2, np.where(n > 1, n - 1, np.nan))
+        return q * np.asarray(sd, np.float64) / np.sqrt(n)
+
+
+def curve_stats(table: pd.DataFrame, value: str = "memorized", confidence: float = 0.95) -> pd.DataFrame:
+    """Per (group, epoch): n_repeats, mean, std, half (t half-width), lo, hi (the band), null_mean; shares in [0, 1]."""
+    if value not in VALUES:
+        raise ValueError(f"value {value!r} is unknown; allowed: {' | '.join(VALUES)}")
+    g = table.groupby(["group", "epoch"], sort=True)
+    out = g[value].agg(["count", "mean", "std"]).rename(columns={"count": "n_repeats"})
+    out["null_mean"] = g[value + "_null"].mean()
+    half = t_halfwidth(out["std"].to_numpy(), out["n_repeats"].to_numpy(), confidence)
+    out["half"] = half
+    out["lo"], out["hi"] = (out["mean"] - half).clip(lower=0.0), (out["mean"] + half).clip(upper=1.0)
+    return out.reset_index()
+
+
+def first_epoch_above_null(table: pd.DataFrame, value: str = "memorized", rel_margin: float = 0.1,
+                           n_sem: float = 2.0) -> dict[str, int | None]:
+    """{group: first evaluated epoch whose mean exceeds its null level (see the module docstring), or None}.
+
+    The one onset rule of memnb (`stats.onset_epoch`) applied to the mean over repeats of value - null:
+    margin max(rel_margin * null, 1e-4), standard error sd / sqrt(R), z = n_sem.
+    """
+    d = table.assign(diff=table[value] - table[value + "_null"])
+    g = d.groupby(["group", "epoch"], sort=True)
+    s = g["diff"].agg(["mean", "std", "count"])
+    s["null"] = g[value + "_null"].mean()
+    s["sem"] = (s["std"] / np.sqrt(s["count"])).fillna(0.0)
+    out: dict[str, int | None] = {}
+    for group, rows in s.groupby(level="group"):
+        margin = np.maximum(rel_margin * rows["null"].to_numpy(np.float64), 1e-4)  # NaN null: never above
+        onset = onset_epoch(rows.index.get_level_values("epoch"), rows["mean"].to_numpy(), margin,
+                            rows["sem"].to_numpy(), n_sem)
+        out[str(group)] = None if np.isnan(onset) else int(onset)
+    return out
+
+
+def summary(table: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """One row per group: final rates (mean over repeats, %), their nulls, and the first epoch above null."""
+    _one_setting(table)
+    last = int(table.epoch.max())
+    mem, cop = curve_stats(table, "memorized", confidence), curve_stats(table, "copied", confidence)
+    first_m, first_c = first_epoch_above_null(table, "memorized"), first_epoch_above_null(table, "copied")
+    rows = []
+    for group in [g for g in DISPLAY_GROUPS if g in set(table.group)]:
+        m = mem[(mem.group == group) & (mem.epoch == last)].iloc[0]
+        c = cop[(cop.group == group) & (cop.epoch == last)].iloc[0]
+        n_points = table.loc[table.group == group, "n_group_points"].iloc[0] if "n_group_points" in table else np.nan
+        rows.append({
+            "group": group,
+            "n_points": int(n_points),
+            "final_epoch": last,
+            "memorized_%": 100 * m["mean"],
+            "memorized_ci95_%": 100 * m["half"],
+            "memorized_null_%": 100 * m["null_mean"],
+            "copied_%": 100 * c["mean"],
+            "copied_null_%": 100 * c["null_mean"],
+            "first_epoch_memorized_above_null": first_m.get(group),
+            "first_epoch_copied_above_null": first_c.get(group),
+        })
+    df = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    for col in ("first_epoch_memorized_above_null", "first_epoch_copied_above_null"):
+        df[col] = df[col].astype("Int64")  # None -> <NA>: never above
+    return df
+
+
+def readable_summary(s: pd.DataFrame) -> pd.DataFrame:
+    """`summary()` for display: a first epoch that never came reads "never" (pandas shows a missing
+    Int64 as "<NA>" whatever na_rep says)."""
+    s = s.copy()
+    first = [c for c in s.columns if c.startswith("first_epoch")]
+    s[first] = s[first].astype(object).where(s[first].notna(), "never")
+    return s

@@ -1,0 +1,92 @@
+"""Sanity checks of a run's full results table: a wrong result fails loudly, not only an exception."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..core.vocabulary import GROUP_LABELS, GROUPS
+from ..metric.null import chance_level, expected_null
+
+
+def sanity_problems(table: pd.DataFrame, config, null_tolerance: float = 0.03) -> list[str]:
+    """Everything wrong with a run's full table (empty list when it is sound).
+
+    Checks: columns; every share within [0, 1] (copied may be NaN only for an empty group; a
+    criterion the run could not compute at all is skipped); all four groups and the paper and
+    train-only criteria present, every repeat at every evaluated epoch; the groups
+    partition the memorized share; and the mean null level of the paper criterion ('all' group,
+    config.ratio) within `null_tolerance` of `expected_null(config)` (also reported: the plain
+    formula `chance_level(n_train, n_test, ratio)`, which ignores the outlier cluster).
+    """
+    problems: list[str] = []
+    need = ["repeat", "epoch", "group", "criterion", "threshold", "memorized", "memorized_null", "copied",
+            "copied_null", "n_group_points"]
+    missing = [c for c in need if c not in table.columns]
+    if missing:
+        return [f"columns missing: {missing}"]
+    if table.empty:
+        return ["the table is empty"]
+    # a criterion a run could not compute (all NaN: e.g. 'relative' in runs stored before it existed) is skipped
+    computed = table.groupby("criterion")["memorized"].transform(lambda v: v.notna().any()).to_numpy(bool)
+    for col in ("memorized", "memorized_null", "copied", "copied_null"):
+        v = table[col].to_numpy(np.float64)
+        nan = np.isnan(v)
+        if col.startswith("copied"):
+            bad_nan = nan & computed & (table.n_group_points.to_numpy() > 0)
+        else:
+            bad_nan = nan & computed
+        if bad_nan.any():
+            problems.append(f"{col}: {int(bad_nan.sum())} NaN value(s) for non-empty groups")
+        out = ~nan & ((v < 0) | (v > 1))
+        if out.any():
+            problems.append(f"{col}: {int(out.sum())} value(s) outside [0, 1] (e.g. {v[out][:3].tolist()})")
+    groups = set(table.group)
+    if groups != set(GROUP_LABELS):
+        problems.append(f"groups present {sorted(groups)}; expected {sorted(GROUP_LABELS)}")
+    expected_sizes = {"outlier": config.n_outliers, "all": config.n_train}
+    for g, n in expected_sizes.items():
+        got = table.loc[table.group == g, "n_group_points"].unique()
+        if len(got) and set(got.tolist()) != {n}:
+            problems.append(f"group {g!r} has {sorted(got.tolist())} training points; config says {n}")
+    if not {"paper", "train_only"} <= set(table.criterion):
+        problems.append(f"criteria present {sorted(set(table.criterion))}; expected at least ['paper', 'train_only']")
+    epochs = sorted(table.epoch.unique().tolist())
+    if epochs != list(config.eval_epochs):
+        problems.append(f"evaluated epochs {epochs[:5]}... ({len(epochs)}) differ from the config's "
+                        f"{list(config.eval_epochs)[:5]}... ({len(config.eval_epochs)})")
+    repeats = sorted(table.repeat.unique().tolist())
+    if repeats != list(range(config.n_repeats)):
+        problems.append(f"repeats {repeats} differ from the config's {config.n_repeats}")
+    counts = table.groupby(["criterion", "threshold", "group"]).size()
+    if counts.nunique() > 1:
+        problems.append("some (criterion, threshold, group) lack some repeat x epoch rows")
+    part = table.pivot_table(index=["repeat", "epoch", "criterion", "threshold"], columns="group", values="memorized")
+    if set(GROUP_LABELS) <= set(part.columns):
+        gap = (part[list(GROUPS)].sum(axis=1) - part["all"]).abs().max(skipna=True)
+        if gap > 1e-6:
+            problems.append(f"group shares do not add up to the 'all' share (max gap {gap:.2e})")
+    paper = table[(table.criterion == "paper") & np.isclose(table.threshold, config.ratio) & (table.group == "all")]
+    if paper.empty:
+        problems.append(f"no rows for the paper criterion at ratio {config.ratio}")
+    else:
+        null = float(paper.memorized_null.mean())
+        want = expected_null(config)
+        if not abs(null - want) <= null_tolerance:
+            problems.append(f"null level {100 * null:.2f}% of the paper criterion (all groups, ratio {config.ratio}) is "
+                            f"more than {100 * null_tolerance:.0f} points from its analytic value {100 * want:.2f}% "
+                            f"(plain formula n/(n+k^d m): "
+                            f"{100 * chance_level(config.n_train, config.n_test_points, config.ratio, config.dim):.2f}%)")
+    return problems
+
+
+def check_sanity(table: pd.DataFrame, config, null_tolerance: float = 0.03) -> str:
+    """Raise AssertionError listing every problem of `sanity_problems`; else return a one-line report."""
+    problems = sanity_problems(table, config, null_tolerance)
+    if problems:
+        raise AssertionError("sanity checks failed:\n- " + "\n- ".join(problems))
+    paper = table[(table.criterion == "paper") & np.isclose(table.threshold, config.ratio) & (table.group == "all")]
+    return (f"sanity checks passed: {len(table)} rows, shares within [0, 1], 4 groups, {table.repeat.nunique()} repeats x "
+            f"{table.epoch.nunique()} epochs; null level {100 * paper.memorized_null.mean():.2f}% vs analytic "
+            f"{100 * expected_null(config):.2f}% (outlier-aware) / "
+            f"{100 * chance_level(config.n_train, config.n_test_points, config.ratio, config.dim):.2f}% (n/(n+k^d m))")

@@ -1,0 +1,391 @@
+"""Statistics on stored results: when each group starts being memorized, with intervals and paired tests.
+
+Pure functions on arrays and tidy frames; nothing here trains or searches. Randomness (the
+bootstrap, and the permutation test above 16 repeats) comes only from a `numpy.random.Generator`
+made from the `seed` argument, never from global state (rliable's pitfall: its bootstrap draws
+from numpy's global RNG, so two identical calls can disagree).
+
+**Signals.** A *signal frame* has columns ``repeat``, ``epoch``, ``group``, ``signal``, ``null``:
+for each repeat, evaluated epoch and group, a measure that grows with memorization, and the
+same measure for fresh draws from the data distribution (its chance level). The *excess*
+``signal - null`` is the null-corrected rate. `signal_frame` makes one from the results table
+(``copied``, the share of a group's training points copied, or ``memorized`` divided by the
+group's share of the training set: per-point rates, comparable between groups of any size;
+or ``conditional``, the share of the samples that land next to the group, i.e. whose nearest
+training point is in it, that are memorized: unlike the other two it does not fall when the
+model simply rarely samples a region, e.g. an outlier cluster it has not learned) or
+from Meehan et al.'s Z_U (as the effect size ``0.5 - U/(mn)``, which unlike Z_U does not grow with
+the cell's size: a fixed margin on Z_U would flag the 20000-point inlier cell long before the
+400-point outlier cell for the same shift).
+
+**Pooled null.** The null draws are fresh draws from the data-generating process, compared with
+the repeat's fixed training and test sets: their rates have the same distribution at every epoch.
+With ``pool_null=True`` (the default) each repeat's and group's null is therefore the mean over
+all evaluated epochs, which removes most of the null's sampling noise from the excess (a group
+of 40 points has a per-epoch null that moves by ~0.1 from draw to draw).
+
+**Noise.** A first crossing is biased by noise: a group of 20 points has a per-point rate that
+moves by ~0.1 between evaluations, so it "crosses" a margin of 0.05 early by chance alone, while
+20000 inliers do not. With ``z > 0`` a crossing counts only where the excess is also ``z``
+standard errors above 0 (`excess_frame`'s ``se``: binomial, from the group's or cell's size; for
+Z_U its own null sd). That removes chance crossings but makes small groups need a larger excess,
+i.e. biases them towards *later* times; compare z = 0 and z > 0 before trusting a difference.
+
+**Timing.** Per repeat and group: `onset_epoch`, the first evaluated epoch at which the excess
+exceeds ``margin``; `half_level_epoch`, the first evaluated epoch at which the excess reaches half
+of its final value (undefined when the final excess is not above ``margin``: the group was never
+memorized). Undefined times are *censored*: `timing_table` fills them with one evaluation step
+after the last evaluated epoch. Filling is conservative for the paired comparison: if only the
+outliers are censored, their true time is later still and the true difference larger; if only
+the other group is, the true difference is more negative; both censored gives 0.
+"""
+
+from __future__ import annotations
+
+import math
+from itertools import product
+
+import numpy as np
+import pandas as pd
+
+from ..core.vocabulary import GROUPS
+from ..core.vocabulary import SIGNAL_VALUES as VALUES
+from ..metric.criteria import is_memorized, ratio_from
+from ..metric.neighbors import NEIGHBOUR_FIELDS
+
+TIMED_GROUPS = GROUPS  # every group is timed ("all" is not a group of points)
+TIMINGS = ("onset", "half")
+
+
+# -- timing of one curve ------------------------------------------------------------------------
+def onset_epoch(epochs, excess, margin, se=0.0, z: float = 0.0, patience: int = 1) -> np.ndarray:
+    """First evaluated epoch at which the excess over the null exceeds `margin` (NaN if never).
+
+    The one definition of "when memorization starts" in memnb: the figures' "first epoch above null"
+    (memnb.analysis.curves) and the early-stopping callback (a streaming form, tested equal) use it.
+    epochs: (E,) increasing evaluated epochs; excess: (..., E) signal minus null, in the signal's
+    units; margin: the same units (a number, or broadcast to excess). se (broadcast to excess): the
+    excess's standard error under the null; with z > 0 a crossing counts only where also
+    excess > z * se, so that a small group's noise does not pass for an early onset. patience: the
+    crossing must hold at that many consecutive evaluations; the epoch returned is the last of them
+    (when a callback would stop). Returns (...,) float epochs.
+    """
+    epochs = np.asarray(epochs, np.float64)
+    excess = np.asarray(excess, np.float64)
+    above = (excess > margin) & (excess > z * np.asarray(se, np.float64))  # NaN compares False: never counts
+    if patience > 1:
+        idx = np.arange(above.shape[-1])
+        last_below = np.maximum.accumulate(np.where(above, -1, idx), axis=-1)  # latest evaluation not above
+        above = idx - last_below >= patience
+    first = np.argmax(above, axis=-1)
+    return np.where(above.any(axis=-1), epochs[first], np.nan)
+
+
+def half_level_epoch(epochs, excess, margin: float, se=0.0, z: float = 0.0) -> np.ndarray:
+    """First evaluated epoch at which the excess reaches half of its final value (the last epoch's).
+
+    Same shapes and `se`, `z` as `onset_epoch`. NaN where the final excess is not above `margin`
+    and z * se (never memorized, so "half of it" means nothing) or is undefined; with z > 0 the
+    crossing itself must also be above z * se.
+    """
+    epochs = np.asarray(epochs, np.float64)
+    excess = np.asarray(excess, np.float64)
+    floor = z * np.broadcast_to(np.asarray(se, np.float64), excess.shape)
+    final = excess[..., -1:]
+    reached = (excess >= 0.5 * final) & (excess > floor)
+    first = np.argmax(reached, axis=-1)
+    ok = (final[..., 0] > margin) & (final[..., 0] > floor[..., -1]) & reached.any(axis=-1)
+    return np.where(ok, epochs[first], np.nan)
+
+
+def first_copy_epochs(epochs, copied) -> np.ndarray:
+    """Per training point, the first evaluated epoch at which a memorized sample copies it (NaN if never).
+
+    epochs: (E,); copied: (E, ..., N) bool, True where the point is copied at that epoch.
+    Returns (..., N) float.
+    """
+    epochs = np.asarray(epochs, np.float64)
+    copied = np.asarray(copied, bool)
+    first = np.argmax(copied, axis=0)
+    return np.where(copied.any(axis=0), epochs[first], np.nan)
+
+
+def censor(times, censor_at: float) -> tuple[np.ndarray, np.ndarray]:
+    """(times with NaN replaced by `censor_at`, (same shape) bool mask of the censored entries)."""
+    times = np.asarray(times, np.float64)
+    missing = np.isnan(times)
+    return np.where(missing, censor_at, times), missing
+
+
+# -- intervals and tests over repeats -------------------------------------------------------------
+def bootstrap_ci(values, n_bootstrap: int = 10_000, seed: int = 0, level: float = 0.95,
+                 statistic=np.mean) -> tuple[float, float, float]:
+    """(estimate, low, high): percentile bootstrap interval of `statistic` over repeats.
+
+    values: (R,) one number per repeat (NaN entries are dropped first); resamples R repeats with
+    replacement `n_bootstrap` times from `numpy.random.default_rng(seed)`, so the same call gives
+    the same interval. NaNs when no value is left.
+    """
+    x = np.asarray(values, np.float64)
+    x = x[~np.isnan(x)]
+    if len(x) == 0:
+        return math.nan, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(x), size=(n_bootstrap, len(x)))
+    boot = statistic(x[idx], axis=1)
+    tail = 100 * (1 - level) / 2
+    lo, hi = np.percentile(boot, [tail, 100 - tail])
+    return float(statistic(x)), float(lo), float(hi)
+
+
+def paired_permutation_test(diff, n_permutations: int = 100_000, seed: int = 0, exact_up_to: int = 16) -> float:
+    """Two-sided p-value of a mean paired difference of zero, by flipping signs (Fisher's paired test).
+
+    diff: (R,) paired differences (NaN dropped). Under H0 each difference is as likely to have
+    either sign; p = share of the 2^R sign patterns whose |mean| is at least the observed one,
+    enumerated exactly when R <= `exact_up_to`, else estimated from `n_permutations` patterns
+    drawn from `default_rng(seed)` (with the observed one counted, (b + 1) / (n + 1)). The smallest
+    attainable exact p is 2 / 2^R: 0.25 with 3 repeats, 0.0625 with 5, 0.03125 with 6.
+    """
+    d = np.asarray(diff, np.float64)
+    d = d[~np.isnan(d)]
+    R = len(d)
+    if R == 0:
+        return math.nan
+    observed = abs(d.mean())
+    tol = 1e-12 * max(1.0, np.abs(d).max())  # float noise must not push an equal |mean| below the observed one
+    if R <= exact_up_to:
+        signs = np.array(list(product((1.0, -1.0), repeat=R)))
+        return float(np.mean(np.abs(signs @ d) / R >= observed - tol))
+    rng = np.random.default_rng(seed)
+    signs = rng.choice((1.0, -1.0), size=(n_permutations, R))
+    b = np.sum(np.abs(signs @ d) / R >= observed - tol)
+    return float((b + 1) / (n_permutations + 1))
+
+
+def cohens_dz(diff) -> float:
+    """Standardised mean paired difference: mean / sd (ddof 1). +-inf for a constant non-zero
+    difference, NaN for fewer than 2 values or all zeros."""
+    d = np.asarray(diff, np.float64)
+    d = d[~np.isnan(d)]
+    if len(d) < 2:
+        return math.nan
+    m, s = d.mean(), d.std(ddof=1)
+    if s == 0:
+        return math.nan if m == 0 else math.copysign(math.inf, m)
+    return float(m / s)
+
+
+def rank_biserial(diff) -> float:
+    """Matched-pairs rank-biserial correlation (Kerby 2014): (W+ - W-) / (W+ + W-) in [-1, 1].
+
+    W+ and W- are the sums of the ranks of |diff| (average ranks for ties; zero differences
+    dropped, as in Wilcoxon's signed-rank test) over the positive and the negative differences.
+    NaN when every difference is zero.
+    """
+    from scipy.stats import rankdata
+
+    d = np.asarray(diff, np.float64)
+    d = d[~np.isnan(d) & (d != 0)]
+    if len(d) == 0:
+        return math.nan
+    ranks = rankdata(np.abs(d))
+    return float((ranks[d > 0].sum() - ranks[d < 0].sum()) / ranks.sum())
+
+
+# -- from stored results to signals ---------------------------------------------------------------
+def signal_frame(table: pd.DataFrame, criterion: str, threshold: float, value: str = "copied",
+                 cells: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Signal frame (repeat, epoch, group, signal, null) of one criterion and threshold of a results table.
+
+    table: `Results.table()` or `Results.rates_at(...)` rows. value ``copied``: the share of the
+    group's training points copied by a memorized sample; ``memorized``: the share of the
+    generated set memorized and attributed to the group, divided by the group's share of the
+    training set (n_group_points / n_train), so that a group of 400 points and one of 20000 are on
+    the same per-point scale; ``conditional``: the memorized share divided by the share of samples
+    whose nearest training point is in the group (NaN where none is), which needs `cells`: rows
+    repeat, epoch, group, n_generated, n_null of `Results.zu()` (samples per group's cell).
+    Only the groups inlier, outlier, duplicate.
+    """
+    if value not in VALUES:
+        raise ValueError(f"value {value!r} is unknown; allowed: {' | '.join(VALUES)}")
+    t = table[(table.criterion == criterion) & np.isclose(table.threshold, threshold) & table.group.isin(TIMED_GROUPS)]
+    if t.empty:
+        raise ValueError(f"no rows for criterion {criterion!r} at threshold {threshold}")
+    t = t[t.n_group_points > 0]
+    n_points = t.n_group_points.to_numpy(np.float64)
+    scale = np.ones(len(t))
+    if value == "copied":
+        sig, null, n = t.copied, t.copied_null, n_points
+    elif value == "conditional":
+        if cells is None:
+            raise ValueError("value 'conditional' needs the samples per cell (cells=Results.zu())")
+        n = t.merge(cells[["repeat", "epoch", "group", "n_generated", "n_null"]], how="left",
+                    on=["repeat", "epoch", "group"], suffixes=("", "_cell"))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sig = n.memorized.to_numpy() * n.n_generated.to_numpy() / n.n_generated_cell.to_numpy()
+            null = n.memorized_null.to_numpy() * n.n_generated.to_numpy() / n.n_null.to_numpy()
+        sig, null = np.where(np.isfinite(sig), sig, np.nan), np.where(np.isfinite(null), null, np.nan)
+        n = n.n_generated_cell.to_numpy(np.float64)  # the samples this share is of
+    else:
+        n_train = table[table.group == "all"].groupby("repeat").n_group_points.first().reindex(t.repeat).to_numpy()
+        share = t.n_group_points.to_numpy() / n_train
+        sig, null = t.memorized / share, t.memorized_null / share
+        n, scale = t.n_generated.to_numpy(np.float64), 1 / share  # a share of all samples, rescaled
+    return pd.DataFrame({"repeat": t.repeat.to_numpy(), "epoch": t.epoch.to_numpy(), "group": t.group.to_numpy(),
+                         "signal": np.asarray(sig, np.float64), "null": np.asarray(null, np.float64),
+                         "n": n, "scale": scale}).sort_values(["repeat", "group", "epoch"], ignore_index=True)
+
+
+def zu_effect(z_u, n_generated, n_test):
+    """U / (mn) - 1/2 from Z_U and the two sample sizes: Meehan et al.'s Z_U as a size-free effect.
+
+    z_u, n_generated (m), n_test (n): arrays of one shape. U / (mn) is the probability that a
+    generated point lies farther from the training set than a test point (0.5: alike; below:
+    copying). Inverts Z_U = (U - mn/2) / sqrt(mn(m + n + 1)/12).
+    """
+    z, m, n = (np.asarray(a, np.float64) for a in (z_u, n_generated, n_test))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return z * np.sqrt(m * n * (m + n + 1) / 12) / (m * n)
+
+
+def zu_signal_frame(zu: pd.DataFrame) -> pd.DataFrame:
+    """Signal frame of Meehan et al.'s data-copying test per cell (`Results.zu()` rows).
+
+    signal = 1/2 - U/(mn) of the generated samples (grows as they copy), null = the same for the
+    null draws; NaN where a cell holds no test point (the outlier cell of a "base" test set).
+    """
+    t = zu[zu.group.isin(TIMED_GROUPS)]
+    m, n = t.n_generated.to_numpy(np.float64), t.n_test.to_numpy(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        se = np.sqrt((m + n + 1) / (12 * m * n))  # sd of U/(mn) when both samples share one distribution
+    return pd.DataFrame({
+        "repeat": t.repeat.to_numpy(), "epoch": t.epoch.to_numpy(), "group": t.group.to_numpy(),
+        "signal": -zu_effect(t.z_u, t.n_generated, t.n_test),
+        "null": -zu_effect(t.z_u_null, t.n_null, t.n_test),
+        "se": np.where(np.isfinite(se), se, np.nan),
+    }).sort_values(["repeat", "group", "epoch"], ignore_index=True)
+
+
+def excess_frame(signals: pd.DataFrame, pool_null: bool = True) -> pd.DataFrame:
+    """The signal frame plus ``excess`` = signal - null and ``se``, its standard error under the null.
+
+    With `pool_null`, null is first replaced by its mean over epochs within each repeat and group
+    (see the module docstring). se: a frame's own ``se`` column if it has one (Z_U), else the
+    binomial one of a share of ``n`` items, rescaled by ``scale``: scale * sqrt(q (1 - q) / n)
+    with q = null / scale (NaN where n = 0), else 0.
+    """
+    s = signals.copy()
+    if pool_null:
+        s["null"] = s.groupby(["repeat", "group"]).null.transform("mean")
+    if "se" not in s:
+        if "n" in s:
+            q = (s.null / s.scale).clip(0, 1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                s["se"] = np.where(s.n > 0, s.scale * np.sqrt(q * (1 - q) / s.n), np.nan)
+        else:
+            s["se"] = 0.0
+    return s.assign(excess=s.signal - s.null)
+
+
+def _curves(signals: pd.DataFrame, pool_null: bool = True) -> tuple[np.ndarray, list, list, np.ndarray, np.ndarray]:
+    """(epochs (E,), repeats, groups, excess (R, G, E), se (R, G, E)) from a signal frame (NaN where absent)."""
+    s = excess_frame(signals, pool_null)
+    epochs = np.sort(s.epoch.unique())
+    repeats = sorted(s.repeat.unique())
+    groups = [g for g in TIMED_GROUPS if g in set(s.group)]
+    index = pd.MultiIndex.from_product([repeats, groups], names=["repeat", "group"])
+
+    def cube(col):
+        c = s.pivot_table(index=["repeat", "group"], columns="epoch", values=col, dropna=False)
+        return c.reindex(index).reindex(columns=epochs).to_numpy().reshape(len(repeats), len(groups), len(epochs))
+
+    return epochs, repeats, groups, cube("excess"), cube("se")
+
+
+def timing_table(signals: pd.DataFrame, margin: float, pool_null: bool = True, z: float = 0.0) -> pd.DataFrame:
+    """Per repeat and group: onset and half-level epochs, raw (NaN = never) and censored.
+
+    signals: a signal frame; pool_null: see the module docstring; z: a crossing counts only where
+    the excess is also z standard errors above 0 (see onset_epoch; 0 = the margin alone).
+    Columns: repeat, group, onset, half (NaN = undefined), onset_filled, half_filled (NaN
+    replaced by `censor_at`), onset_censored, half_censored, censor_at (one evaluation step after
+    the last evaluated epoch), final_excess. A group whose excess is NaN at
+    every epoch (no test point in its cell) stays NaN, not censored.
+    """
+    epochs, repeats, groups, excess, se = _curves(signals, pool_null)
+    step = float(epochs[-1] - epochs[-2]) if len(epochs) > 1 else 1.0
+    censor_at = float(epochs[-1] + step)
+    undefined = np.isnan(excess).all(axis=-1)
+    se = np.nan_to_num(se, nan=np.inf) if z > 0 else np.zeros_like(excess)  # unknown noise never passes z > 0
+    onset, half = onset_epoch(epochs, excess, margin, se, z), half_level_epoch(epochs, excess, margin, se, z)
+    rows = []
+    for i, r in enumerate(repeats):
+        for j, g in enumerate(groups):
+            row = {"repeat": r, "group": g, "onset": onset[i, j], "half": half[i, j], "censor_at": censor_at,
+                   "final_excess": excess[i, j, -1]}
+            for name in TIMINGS:
+                cens = bool(np.isnan(row[name]) and not undefined[i, j])
+                row[f"{name}_censored"] = cens
+                row[f"{name}_filled"] = censor_at if cens else row[name]
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def null_corrected(signals: pd.DataFrame, n_bootstrap: int = 2000, seed: int = 0, level: float = 0.95,
+                   pool_null: bool = True) -> pd.DataFrame:
+    """Observed minus null per epoch and group: mean over repeats with a bootstrap interval over repeats.
+
+    Columns: epoch, group, excess (mean), low, high, signal, null (means), n_repeats. Each
+    (epoch, group) uses its own generator seeded from seed + its row number, so the same call
+    gives the same intervals. pool_null: see the module docstring.
+    """
+    s = excess_frame(signals, pool_null)
+    rows = []
+    for k, ((epoch, group), g) in enumerate(s.groupby(["epoch", "group"], sort=True)):
+        est, lo, hi = bootstrap_ci(g.excess.to_numpy(), n_bootstrap, seed=seed + k, level=level)
+        rows.append({"epoch": epoch, "group": group, "excess": est, "low": lo, "high": hi,
+                     "signal": g.signal.mean(), "null": g.null.mean(), "n_repeats": int(g.excess.notna().sum())})
+    return pd.DataFrame(rows)
+
+
+# -- per training point -------------------------------------------------------------------------------
+def copy_matrix(results, criterion: str, threshold: float, epochs=None) -> tuple[np.ndarray, np.ndarray]:
+    """Which training points a memorized sample copies, at every evaluated epoch.
+
+    results: a `Results`; a point is copied at an epoch when a sample memorized under `criterion`
+    at `threshold` has it (or an exact copy of it) as nearest training point. Returns
+    (epochs (E,) int, copied (2, E, R, N) bool), source 0 the generated samples and 1 the null
+    draws (fresh data: what chance alone copies).
+    """
+    epochs = results.evaluated_epochs if epochs is None else list(epochs)
+    groups, locations = results.data["groups"], results.locations
+    R, N = groups.shape
+    copied = np.zeros((2, len(epochs), R, N), bool)
+    for k, e in enumerate(epochs):
+        arrays = results.epoch_arrays(e)
+        for s, prefix in enumerate(("", "null_")):
+            for r in range(R):
+                ratio = ratio_from(criterion, {f: arrays[prefix + f][r] for f in NEIGHBOUR_FIELDS if prefix + f in arrays})
+                mem = is_memorized(criterion, ratio, threshold)
+                hit = np.zeros(locations[r].max() + 1, bool)
+                hit[locations[r][arrays[prefix + "index"][r][mem]]] = True
+                copied[s, k, r] = hit[locations[r]]
+    return np.asarray(epochs, np.int64), copied
+
+
+def first_copies(results, criterion: str, threshold: float, epochs=None) -> pd.DataFrame:
+    """Per repeat and training point, the first evaluated epoch at which a memorized sample copies it.
+
+    results: a `Results`; "copied" as in `copy_matrix`. Columns: repeat, point (index in the
+    training set), group, first_copy (generated samples; NaN = never), first_copy_null (the null
+    draws: when chance alone first "copies" it).
+    """
+    epochs, copied = copy_matrix(results, criterion, threshold, epochs)
+    groups = results.data["groups"]
+    R, N = groups.shape
+    first = [first_copy_epochs(epochs, copied[s]) for s in range(2)]
+    rr, pp = np.meshgrid(np.arange(R), np.arange(N), indexing="ij")
+    return pd.DataFrame({"repeat": rr.reshape(-1), "point": pp.reshape(-1),
+                         "group": np.asarray(GROUPS)[groups.reshape(-1).astype(np.int64)],
+                         "first_copy": first[0].reshape(-1), "first_copy_null": first[1].reshape(-1)})

@@ -1,0 +1,74 @@
+"""The data side of a run: per repeat, its training set, test set, neighbour search and null draws.
+
+Arrays are stacked over repeats: (R, N, d) training points, (R, m, d) test points, (R, N) groups.
+Each repeat's data comes from its own random streams (memnb.core.seeding), so repeat r's numbers
+do not depend on which other repeats run beside it.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..core.config import ExperimentConfig
+from ..core.seeding import Stream, numpy_rng
+from ..data.injection import make_test_set, make_training_set, sample_data_distribution
+from ..metric.neighbors import NEIGHBOUR_FIELDS, NeighbourSearch
+
+
+class RepeatData:
+    """Training and test sets of every repeat of `config`, and exact searches against them (built once)."""
+
+    def __init__(self, config: ExperimentConfig, repeats: Sequence[int] | None = None):
+        self.config = c = config
+        self.repeats = list(range(c.n_repeats)) if repeats is None else [int(r) for r in repeats]
+        self.train_sets = [make_training_set(c, r) for r in self.repeats]
+        self.test_sets = [make_test_set(c, r, ts) for r, ts in zip(self.repeats, self.train_sets)]
+        self.searches = [NeighbourSearch(ts.points, test, c.neighbors) for ts, test in zip(self.train_sets, self.test_sets)]
+
+    @property
+    def train_points(self) -> np.ndarray:
+        """(R, N, d) float64 training points."""
+        return np.stack([ts.points for ts in self.train_sets])
+
+    @property
+    def test_points(self) -> np.ndarray:
+        """(R, m, d) float64 test points."""
+        return np.stack(self.test_sets)
+
+    @property
+    def groups(self) -> np.ndarray:
+        """(R, N) group codes of the training points."""
+        return np.stack([ts.groups for ts in self.train_sets])
+
+    @property
+    def locations(self) -> np.ndarray:
+        """(R, N) distinct-location id of every training point."""
+        return np.stack([s.locations.location for s in self.searches])
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """What data.npz stores (see memnb.experiment.results)."""
+        return {
+            "train_points": self.train_points,
+            "groups": self.groups,
+            "test_points": self.test_points,
+            "cluster_centre": np.stack([t.cluster.centre for t in self.train_sets]),
+            "cluster_std": np.array([t.cluster.std for t in self.train_sets]),
+        }
+
+    def search(self, samples: np.ndarray, prefix: str = "") -> dict[str, np.ndarray]:
+        """Neighbours of (R, n, d) points, each repeat against its own training and test sets.
+
+        Returns {prefix + field: (R, n)} for every field of NEIGHBOUR_FIELDS.
+        """
+        found = [s.query(x) for s, x in zip(self.searches, samples)]
+        return {prefix + f: np.stack([getattr(nb, f) for nb in found]) for f in NEIGHBOUR_FIELDS}
+
+    def null_draws(self, epoch: int, n: int | None = None) -> np.ndarray:
+        """(R, n, d) fresh draws from each repeat's data-generating distribution (a perfect generator)."""
+        n = self.config.n_generate_points if n is None else n
+        return np.stack([
+            sample_data_distribution(self.config, ts, n, numpy_rng(self.config.seed, r, Stream.NULL, epoch))
+            for r, ts in zip(self.repeats, self.train_sets)
+        ])

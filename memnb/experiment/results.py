@@ -1,0 +1,279 @@
+"""Stored results of one run, and the tidy table built from them.
+
+A run directory (``outputs/runs/<config.run_name()>/``) holds:
+
+- ``config.json``: the ExperimentConfig that produced it;
+- ``data.npz``: per repeat, ``train_points`` (R, N, d), ``groups`` (R, N) (0 inlier, 1 outlier,
+  2 duplicate), ``test_points`` (R, m, d), ``cluster_centre`` (R, d), ``cluster_std`` (R,);
+- ``epochs/epoch_XXXXXX.npz``: for the samples drawn at the start of that epoch, ``samples``
+  (R, n, d) float16 and their neighbours ``d1``, ``d2``, ``d_test``, ``d_mean50`` (R, n) float32
+  distances (``d_mean50``: mean distance to the 50 nearest distinct training locations, for the
+  ``relative`` criterion) and ``index`` (R, n) int32 nearest training point; the same five arrays
+  prefixed ``null_`` for n fresh draws from the data distribution; ``summary``: the tabulated
+  rates; ``zu`` (R, source, group+all) Meehan et al.'s Z_U of the generated (source 0) and null
+  (source 1) draws, and ``zu_n`` (R, 3, group+all) int64 the numbers of generated, null and test
+  points in each group's cell (see data_copying);
+- ``loss.parquet``: mean training loss per repeat and epoch (``epoch`` k = loss while training
+  from k-1 to k completed epochs, aligned with the samples drawn at epoch k);
+- ``table.parquet``: one row per repeat x epoch x group x criterion x threshold;
+- ``zu.parquet``: Meehan et al. (2020)'s data-copying statistic, one row per repeat x epoch x
+  group (``inlier``, ``outlier``, ``duplicate``: the cell of points whose nearest training point
+  is in that group; ``all``: the global test), columns ``ZU_COLUMNS``: ``z_u`` (generated samples),
+  ``z_u_null`` (the null draws, its chance level), ``n_generated``, ``n_null``, ``n_test`` (points
+  in the cell; Z_U is NaN where a cell has no test point, e.g. the outliers' with test_set "base");
+- ``checkpoint.pt``: latest ensemble weights and optimizer state (the resume point);
+- ``manifest.json``: whether the run is complete, and how long it took; a run stopped early by a
+  callback (`memnb.early_stopping`) says ``complete: false``, ``stopped_at_epoch`` and the
+  callbacks' settings, and its ``callbacks.json`` holds what each callback saw, epoch by epoch.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..core.config import ExperimentConfig
+from ..core.registry import CRITERIA
+from ..core.storage import CorruptRunError
+from ..core.vocabulary import GROUP_LABELS, SOURCE_PREFIX, SOURCES, VALUES
+from ..metric.neighbors import NEIGHBOUR_FIELDS
+from .tabulate import (TABLE_COLUMNS, ZU_COLUMNS, data_copying, group_sizes, held_out_neighbours, location_ids,
+                       summarize, summary_rows, summary_shape, table_thresholds, zu_rows)
+
+__all__ = ["Results", "RateGrid", "CorruptRunError", "TABLE_COLUMNS", "ZU_COLUMNS", "epoch_file", "read_config",
+           "load_npz", "table_thresholds", "summarize"]
+
+
+def epoch_file(path: Path, epoch: int) -> Path:
+    return Path(path) / "epochs" / f"epoch_{epoch:06d}.npz"
+
+
+def read_config(path: Path) -> ExperimentConfig:
+    f = Path(path) / "config.json"
+    try:
+        return ExperimentConfig.from_dict(json.loads(f.read_text()))
+    except FileNotFoundError:
+        raise CorruptRunError(f"{path} has no config.json: not a memnb run directory") from None
+    except (json.JSONDecodeError, ValueError, TypeError) as e:
+        raise CorruptRunError(f"{f} is unreadable or invalid ({e}); delete {path} to start this run again") from None
+
+
+def load_npz(f: Path, required: tuple[str, ...]) -> dict[str, np.ndarray]:
+    try:
+        with np.load(f) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as e:  # truncated or foreign file
+        raise CorruptRunError(f"{f} is unreadable ({type(e).__name__}: {e}); delete it (or the run) to recompute") from None
+    missing = [k for k in required if k not in arrays]
+    if missing:
+        raise CorruptRunError(f"{f} lacks arrays {missing}")
+    return arrays
+
+
+class Results:
+    """Read access to one run directory; nothing here trains or searches."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.config = read_config(self.path)
+
+    # -- files ---------------------------------------------------------------------------
+    @property
+    def manifest(self) -> dict:
+        f = self.path / "manifest.json"
+        return json.loads(f.read_text()) if f.exists() else {"complete": False}
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.manifest.get("complete"))
+
+    @property
+    def stopped_at_epoch(self) -> int | None:
+        """The epoch at which a callback stopped this run (None: not stopped; see memnb.early_stopping)."""
+        return self.manifest.get("stopped_at_epoch")
+
+    @property
+    def evaluated_epochs(self) -> list[int]:
+        return sorted(int(f.stem.split("_")[1]) for f in (self.path / "epochs").glob("epoch_*.npz"))
+
+    @cached_property
+    def data(self) -> dict[str, np.ndarray]:
+        return load_npz(self.path / "data.npz", ("train_points", "groups", "test_points"))
+
+    @cached_property
+    def locations(self) -> np.ndarray:
+        return np.stack([location_ids(p) for p in self.data["train_points"]])
+
+    def epoch_arrays(self, epoch: int) -> dict[str, np.ndarray]:
+        """Stored arrays of evaluated `epoch` (see the module docstring for names and shapes)."""
+        f = epoch_file(self.path, epoch)
+        if not f.exists():
+            raise KeyError(f"epoch {epoch} was not evaluated; evaluated epochs: {self.evaluated_epochs}")
+        return load_npz(f, ("samples", "d1", "d2", "d_test", "index", "summary"))
+
+    # -- tables --------------------------------------------------------------------------
+    def table(self) -> pd.DataFrame:
+        """The tidy results table (complete runs read table.parquet; partial runs assemble what exists)."""
+        f = self.path / "table.parquet"
+        if self.complete and f.exists():
+            return pd.read_parquet(f)
+        return self.assemble_table()
+
+    def _summary(self, epoch: int, thresholds: np.ndarray) -> np.ndarray:
+        """The stored summary of `epoch`, recomputed from its distances if it was stored with other
+        criteria or thresholds (a run written before the relative criterion existed)."""
+        arrays = self.epoch_arrays(epoch)
+        s = arrays["summary"]
+        if s.shape[1:] != summary_shape(self.config.n_repeats, len(thresholds))[1:]:
+            s = summarize(arrays, self.data["groups"], self.locations, thresholds)
+        return s
+
+    def assemble_table(self) -> pd.DataFrame:
+        thresholds = table_thresholds(self.config)
+        sizes = group_sizes(self.data["groups"])
+        repeats = list(range(self.config.n_repeats))
+        frames = [summary_rows(self._summary(e, thresholds), e, repeats, thresholds,
+                               self.config.n_generate_points, sizes) for e in self.evaluated_epochs]
+        if not frames:
+            return pd.DataFrame(columns=TABLE_COLUMNS)
+        return pd.concat(frames, ignore_index=True).sort_values(["repeat", "epoch", "criterion", "group", "threshold"],
+                                                               ignore_index=True)
+
+    @cached_property
+    def held_out_neighbours(self) -> tuple[np.ndarray, np.ndarray]:
+        """(R, m) distance of every test point to its nearest training point, and that point's group."""
+        return held_out_neighbours(self.data["train_points"], self.data["test_points"], self.data["groups"],
+                               self.config.neighbors)
+
+    def zu(self) -> pd.DataFrame:
+        """Meehan et al.'s Z_U per repeat x epoch x cell (columns ZU_COLUMNS; see the module docstring).
+
+        Complete runs read zu.parquet; otherwise it is assembled from the epoch files, and computed
+        from the stored d1 and index where an epoch file has no ``zu`` (runs written before it existed).
+        """
+        f = self.path / "zu.parquet"
+        if self.complete and f.exists():
+            return pd.read_parquet(f)
+        return self.assemble_zu()
+
+    def assemble_zu(self) -> pd.DataFrame:
+        repeats = list(range(self.config.n_repeats))
+        frames = []
+        for e in self.evaluated_epochs:
+            arrays = self.epoch_arrays(e)
+            if "zu" in arrays and "zu_n" in arrays:
+                z, n = arrays["zu"], arrays["zu_n"]
+            else:
+                z, n = data_copying(arrays, *self.held_out_neighbours, self.data["groups"])
+            frames.append(zu_rows(z, n, e, repeats))
+        if not frames:
+            return pd.DataFrame(columns=ZU_COLUMNS)
+        return pd.concat(frames, ignore_index=True).sort_values(["repeat", "epoch", "group"], ignore_index=True)
+
+    def loss(self) -> pd.DataFrame:
+        f = self.path / "loss.parquet"
+        return pd.read_parquet(f) if f.exists() else pd.DataFrame(columns=["repeat", "epoch", "loss"])
+
+    def rates_at(self, criterion: str, threshold: float, epochs: list[int] | None = None) -> pd.DataFrame:
+        """Rates at any threshold, recomputed from the stored per-sample distances (no search, no training).
+
+        Same columns as table(), for one criterion and threshold.
+        """
+        CRITERIA.get(criterion)  # a clear error for an unknown criterion
+        if not (isinstance(threshold, (int, float)) and np.isfinite(threshold) and threshold >= 1.0):
+            raise ValueError(f"threshold {threshold!r} is invalid; allowed: a finite ratio >= 1")
+        thresholds = np.array([float(threshold)])
+        sizes = group_sizes(self.data["groups"])
+        repeats = list(range(self.config.n_repeats))
+        frames = []
+        for e in self.evaluated_epochs if epochs is None else epochs:
+            s = summarize(self.epoch_arrays(e), self.data["groups"], self.locations, thresholds)
+            frames.append(summary_rows(s, e, repeats, thresholds, self.config.n_generate_points, sizes))
+        df = pd.concat(frames, ignore_index=True)
+        return df[df.criterion == criterion].reset_index(drop=True)
+
+    def __repr__(self) -> str:
+        state = "complete" if self.complete else f"partial ({len(self.evaluated_epochs)} epochs evaluated)"
+        return f"Results({str(self.path)!r}, {state})"
+
+
+# -- fast path for interactive thresholds ------------------------------------------------------
+SLIDER_THRESHOLDS = np.round(np.arange(100, 501, 5) / 100, 2)  # 1.00, 1.05, ..., 5.00
+
+
+class RateGrid:
+    """A run's rates at a grid of thresholds, computed once from the stored distances; then read in milliseconds.
+
+    `summarize` (the same code that writes the table) runs once per evaluated epoch for every
+    threshold of the grid (default: 1.00 to 5.00 in steps of 0.05, plus the run's table
+    thresholds); afterwards `rates(criterion, threshold)` only indexes an array, so an
+    interactive control can redraw without reading files, searching or training. Values are
+    stored as float32 (2e-8 off the table's float64 shares); memory is
+    epochs x repeats x 32 x (thresholds) x 4 bytes (about 90 MB for a full paper run).
+    """
+
+    def __init__(self, results: Results, thresholds=None, progress: bool = False):
+        self.results = results
+        self.config = results.config
+        grid = SLIDER_THRESHOLDS if thresholds is None else np.asarray(thresholds, np.float64)
+        self.thresholds = np.unique(np.concatenate([grid, table_thresholds(self.config)]))
+        self.epochs = np.array(results.evaluated_epochs, np.int64)
+        self.repeats = np.arange(self.config.n_repeats)
+        groups, locations = results.data["groups"], results.locations
+        self.group_sizes = group_sizes(groups)
+        epochs = self.epochs
+        if progress:
+            from tqdm.auto import tqdm
+
+            epochs = tqdm(epochs, desc="rates at every threshold", unit="epoch")
+        keys = [SOURCE_PREFIX[s] + k for s in SOURCES for k in NEIGHBOUR_FIELDS]
+        stack = []
+        for e in epochs:
+            f = epoch_file(results.path, int(e))
+            try:
+                with np.load(f) as z:  # only the neighbour arrays: samples are not needed
+                    arrays = {k: z[k] for k in keys if k in z.files}  # d_mean50 is absent from older runs
+            except Exception as exc:
+                raise CorruptRunError(f"{f} is unreadable ({type(exc).__name__}: {exc})") from None
+            missing = [k for k in keys if k not in arrays and not k.endswith("d_mean50")]
+            if missing:
+                raise CorruptRunError(f"{f} lacks arrays {missing}")
+            stack.append(summarize(arrays, groups, locations, self.thresholds).astype(np.float32))
+        # (E, R, criterion, source, value, group+all, K): an epoch axis before the summary's axes
+        self.summary = np.stack(stack) if stack else np.zeros((0, *summary_shape(len(self.repeats), len(self.thresholds))),
+                                                              np.float32)
+
+    def threshold_index(self, threshold: float) -> int:
+        k = int(np.argmin(np.abs(self.thresholds - threshold)))
+        if not np.isclose(self.thresholds[k], threshold, rtol=0, atol=1e-9):
+            raise ValueError(f"threshold {threshold} is not on this grid ({self.thresholds.min()} to "
+                             f"{self.thresholds.max()}); use Results.rates_at for any other")
+        return k
+
+    def rates(self, criterion: str, threshold: float) -> pd.DataFrame:
+        """Same rows and columns as `Results.rates_at(criterion, threshold)`, sorted by repeat, epoch, group."""
+        CRITERIA.get(criterion)  # a clear error for an unknown criterion
+        c, k = CRITERIA.names().index(criterion), self.threshold_index(threshold)
+        v = self.summary[:, :, c, :, :, :, k].astype(np.float64)  # (E, R, source, value, G)
+        gen, null = SOURCES.index("generated"), SOURCES.index("null")
+        mem, cop = VALUES.index("memorized"), VALUES.index("copied")
+        E, R, G = v.shape[0], v.shape[1], v.shape[-1]
+        rr, ee, gg = np.meshgrid(np.arange(R), np.arange(E), np.arange(G), indexing="ij")
+        rr, ee, gg = rr.reshape(-1), ee.reshape(-1), gg.reshape(-1)
+        return pd.DataFrame({
+            "repeat": self.repeats[rr],
+            "epoch": self.epochs[ee],
+            "group": np.asarray(GROUP_LABELS)[gg],
+            "criterion": criterion,
+            "threshold": float(self.thresholds[k]),
+            "memorized": v[ee, rr, gen, mem, gg],
+            "memorized_null": v[ee, rr, null, mem, gg],
+            "copied": v[ee, rr, gen, cop, gg],
+            "copied_null": v[ee, rr, null, cop, gg],
+            "n_generated": self.config.n_generate_points,
+            "n_group_points": self.group_sizes[rr, gg],
+        })

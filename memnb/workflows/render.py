@@ -1,0 +1,139 @@
+"""Render the figure notebooks with papermill: `python -m memnb.workflows.render --profile laptop|paper|smoke`.
+
+For every figure N it executes notebooks/figureN.ipynb (kernel python3, i.e. the interpreter
+running this command) with parameters `profile`, `interactive=False`, `out_dir` and `runs_root`,
+writing into the output folder (default outputs/figures/):
+
+- figureN.ipynb: the executed notebook (outputs included);
+- figureN.html: both views and the summary, standalone (plotly.js inlined; any browser, no server);
+- figureN.png / figureN.svg: the paper's view; figureN_copied.png / .svg: the per-group view
+  (kaleido with Debian's chromium; skipped with a warning when no Chromium is installed).
+
+Runs are reused from the runs folder (default $MEMNB_RUNS or outputs/runs/) when they exist and
+resumed when interrupted. Progress: papermill's bar over cells, and memnb's text bar over epochs
+(copied from the kernel as it runs).
+
+`--prepare-only DIR` executes nothing: it writes parameterized copies of every notebook
+(figures and explore) into DIR, each with its own runs folder under DIR/runs/, for
+`pytest --nbval-lax DIR` (the Makefile's test target).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from . import profiles
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+FIGURE_NUMBERS = tuple(profiles.FIGURES)
+PREPARED_MARKER = ".memnb-prepared"
+
+
+def _papermill():
+    import papermill
+
+    return papermill
+
+
+def reductions_text(figure: int, profile: str) -> str:
+    paper = profiles.figure_config(figure)
+    config, reductions = profiles.apply_profile(paper, profile)
+    return profiles.describe_profile(profile, reductions, config, figure, paper)
+
+
+def render(profile: str = "laptop", out: Path | str = "outputs/figures", figures=FIGURE_NUMBERS,
+           runs_root: Path | str | None = None, log_output: bool = True, progress_bar: bool = True) -> dict[int, float]:
+    """Execute the figure notebooks into `out`; returns {figure: wall seconds}."""
+    profiles.apply_profile(profiles.figure_config(1), profile)  # a clear error for a bad profile, before any work
+    for n in figures:
+        profiles.figure_config(n)
+    pm = _papermill()
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    root = profiles.resolve_runs_root(runs_root).resolve()
+    print(f"memnb.workflows.render: profile {profile!r}, figures {list(figures)} -> {out} (runs: {root})", flush=True)
+    times: dict[int, float] = {}
+    for n in figures:
+        print(f"\n=== Figure {n} ===\n{reductions_text(n, profile)}", flush=True)
+        t0 = time.perf_counter()
+        pm.execute_notebook(
+            str(NOTEBOOKS / f"figure{n}.ipynb"), str(out / f"figure{n}.ipynb"),
+            parameters=dict(profile=profile, interactive=False, out_dir=str(out), runs_root=str(root)),
+            kernel_name="python3", progress_bar=progress_bar, log_output=log_output, cwd=str(NOTEBOOKS),
+        )
+        times[n] = time.perf_counter() - t0
+        print(f"Figure {n} done in {times[n]:.0f} s: {', '.join(sorted(p.name for p in out.glob(f'figure{n}[._]*')))}",
+              flush=True)
+    print(f"\nWall time per figure (profile {profile}, {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}): "
+          + ", ".join(f"Figure {n}: {t:.0f} s" for n, t in times.items()), flush=True)
+    return times
+
+
+def prepare(directory: Path | str, profile: str = "smoke", figures=FIGURE_NUMBERS, explore: bool = True) -> list[Path]:
+    """Parameterized, unexecuted copies of the notebooks in `directory` (emptied first), for nbval.
+
+    The figure notebooks keep `interactive = True` (nbval then builds the widgets in a real
+    kernel) and export nothing (`out_dir = None`; the papermill tests check the exported files).
+    """
+    profiles.apply_profile(profiles.figure_config(1), profile)
+    pm = _papermill()
+    d = Path(directory).resolve()
+    if d.exists() and any(d.iterdir()):
+        if not (d / PREPARED_MARKER).exists():
+            raise ValueError(f"{d} is not empty and was not made by --prepare-only; choose an empty or new folder")
+        shutil.rmtree(d)
+    d.mkdir(parents=True)
+    (d / PREPARED_MARKER).write_text("made by python -m memnb.workflows.render --prepare-only; deleted and rebuilt each time\n")
+    written = []
+    for n in figures:
+        target = d / f"figure{n}.ipynb"
+        # each notebook its own runs folder: two figures' smoke configs may coincide, and nbval runs them in parallel
+        pm.execute_notebook(str(NOTEBOOKS / f"figure{n}.ipynb"), str(target), prepare_only=True, kernel_name="python3",
+                            parameters=dict(profile=profile, runs_root=str(d / "runs" / f"figure{n}"), out_dir=None),
+                            progress_bar=False, log_output=False)
+        written.append(target)
+    if explore:
+        target = d / "explore.ipynb"
+        pm.execute_notebook(str(NOTEBOOKS / "explore.ipynb"), str(target), prepare_only=True, kernel_name="python3",
+                            parameters=dict(runs_root=str(d / "runs" / "explore")), progress_bar=False, log_output=False)
+        written.append(target)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m memnb.workflows.render", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--profile", default="laptop", help=f"one of {' | '.join(profiles.PROFILES)} (default laptop)")
+    ap.add_argument("--out", default=None, help="output folder (default <project>/outputs/figures)")
+    ap.add_argument("--figures", type=int, nargs="+", default=list(FIGURE_NUMBERS), help="figure numbers (default 1 2 3 4)")
+    ap.add_argument("--runs-root", default=None, help="runs folder (default $MEMNB_RUNS or <project>/outputs/runs)")
+    ap.add_argument("--prepare-only", metavar="DIR", default=None,
+                    help="write parameterized notebooks (figures and explore) into DIR without executing them")
+    ap.add_argument("--no-log-output", action="store_true", help="do not copy the notebooks' output to the terminal")
+    args = ap.parse_args(argv)
+    if args.profile not in profiles.PROFILES:
+        ap.error(f"profile {args.profile!r} is unknown; allowed: {' | '.join(profiles.PROFILES)}")
+    bad = [n for n in args.figures if n not in profiles.FIGURES]
+    if bad:
+        ap.error(f"figure(s) {bad} unknown; allowed: {' '.join(map(str, profiles.FIGURES))}")
+    if args.prepare_only:
+        try:
+            written = prepare(args.prepare_only, args.profile, args.figures)
+        except ValueError as e:
+            ap.error(str(e))
+        print(f"memnb.workflows.render: {len(written)} notebooks at profile {args.profile!r}, not executed, in {args.prepare_only}")
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    out = Path(args.out) if args.out else profiles.project_root() / "outputs" / "figures"
+    render(args.profile, out, args.figures, args.runs_root, log_output=not args.no_log_output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
