@@ -1,6 +1,6 @@
 # The two commands of the README, each self-sufficient on a fresh clone:
 #   make figures   render the figure notebooks into outputs/ (PROFILE=laptop|paper|smoke)
-#   make test      the whole test suite
+#   make test      the whole test suite (after make lint: ruff check and ruff format --check)
 #   make bench     memnb against a naive loop, side by side (writes outputs/bench/latest.json)
 #   make bench-sweep  a small sweep: serial vs a local Dask cluster (writes outputs/bench/sweep-latest.json)
 # Both create .venv (idempotent: re-installs only when pyproject.toml changes).
@@ -14,7 +14,7 @@ TORCH_SPEC ?= torch==2.13.0
 PROFILE ?= laptop
 PYTEST_ARGS ?=
 
-.PHONY: figures test bench bench-sweep venv chromium clean-venv
+.PHONY: figures test lint bench bench-sweep venv chromium clean-venv
 
 venv: $(STAMP)
 
@@ -31,7 +31,11 @@ chromium:
 figures: venv chromium
 	$(PY) -m memnb.workflows.render --profile $(PROFILE)
 
-test: venv chromium
+lint: venv
+	$(VENV)/bin/ruff check memnb tests benchmarks scripts
+	$(VENV)/bin/ruff format --check memnb tests benchmarks scripts
+
+test: venv chromium lint
 	$(VENV)/bin/nbstripout --verify notebooks/*.ipynb
 	$(PY) -m memnb.workflows.render --prepare-only build/nbval --profile smoke
 	$(PY) -m pytest -n 2 --dist loadfile --nbval-lax tests build/nbval $(PYTEST_ARGS)

@@ -92,9 +92,16 @@ def memnb_arm(config_dict: dict, epochs: int, compare_bf16: bool) -> dict:
         split["generate_s"].append(t1 - t0)
         split["metric_s"].append(t2 - t1)
         split["train_s"].append(t3 - t2)
-    out = {"setup_s": setup_s, **{k: float(np.mean(v)) for k, v in split.items()}, "epochs": epochs,
-           "repeats": c.n_repeats, "n_train": c.n_train, "n_generate": c.n_generate_points, "device": str(ens.device),
-           "threads": torch.get_num_threads()}
+    out = {
+        "setup_s": setup_s,
+        **{k: float(np.mean(v)) for k, v in split.items()},
+        "epochs": epochs,
+        "repeats": c.n_repeats,
+        "n_train": c.n_train,
+        "n_generate": c.n_generate_points,
+        "device": str(ens.device),
+        "threads": torch.get_num_threads(),
+    }
     out["epoch_s"] = out["train_s"] + out["generate_s"] + out["metric_s"]
     out["model_epochs_per_s"] = c.n_repeats / out["epoch_s"]
     sample_steps = c.n_repeats * c.n_generate_points * c.num_timesteps
@@ -117,7 +124,9 @@ def memnb_arm(config_dict: dict, epochs: int, compare_bf16: bool) -> dict:
         diff = np.abs(shares["bf16"].mean(0) - shares["fp32"].mean(0)) * 100
         out["bf16_speedup_generation"] = out["generate_fp32_s"] / out["generate_bf16_s"]
         out["bf16_share_diff_pp"] = dict(zip(["inlier", "outlier", "duplicate", "all"], diff.round(4).tolist()))
-        out["fp32_shares_pct"] = dict(zip(["inlier", "outlier", "duplicate", "all"], (shares["fp32"].mean(0) * 100).round(3).tolist()))
+        out["fp32_shares_pct"] = dict(
+            zip(["inlier", "outlier", "duplicate", "all"], (shares["fp32"].mean(0) * 100).round(3).tolist())
+        )
     out["peak_rss_gib"] = _peak_rss_gib()
     return out
 
@@ -171,7 +180,7 @@ def naive_arm(config_dict: dict, epochs: int, repeats: int) -> dict:
         data = torch.tensor(ts.points, dtype=torch.float32)
         model = MLP()
         opt = torch.optim.AdamW(model.parameters(), lr=c.learning_rate, weight_decay=c.weight_decay)
-        for e in range(epochs):
+        for _ in range(epochs):
             t0 = time.perf_counter()
             model.eval()
             chunks = []
@@ -181,7 +190,9 @@ def naive_arm(config_dict: dict, epochs: int, repeats: int) -> dict:
                     for t in reversed(range(T)):
                         eps = model(x, torch.full((len(x),), t))
                         x0 = (x - (1 - abar[t]).sqrt() * eps) / abar[t].sqrt()
-                        mean = (betas[t] * abar_prev[t].sqrt() * x0 + (1 - abar_prev[t]) * alphas[t].sqrt() * x) / (1 - abar[t])
+                        mean = (betas[t] * abar_prev[t].sqrt() * x0 + (1 - abar_prev[t]) * alphas[t].sqrt() * x) / (
+                            1 - abar[t]
+                        )
                         if t > 0:
                             var = (betas[t] * (1 - abar_prev[t]) / (1 - abar[t])).clamp(min=1e-20)
                             mean = mean + var.sqrt() * torch.randn_like(x)
@@ -242,23 +253,41 @@ def main() -> None:
         a.repeats, a.n_base, a.injected, a.epochs, a.no_scaling = 2, 400, 10, 1, True
     from memnb.core.config import ExperimentConfig
 
-    base = ExperimentConfig(n_base=a.n_base, n_outliers=a.injected, n_duplicates=a.injected, n_repeats=a.repeats,
-                            device="cpu", epochs=a.epochs)
+    base = ExperimentConfig(
+        n_base=a.n_base,
+        n_outliers=a.injected,
+        n_duplicates=a.injected,
+        n_repeats=a.repeats,
+        device="cpu",
+        epochs=a.epochs,
+    )
     report: dict = {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "quick": a.quick,
-        "machine": {"processor": _cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
-                    "torch": __import__("torch").__version__, "load_average_at_start": os.getloadavg()},
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "quick": a.quick,
+        "machine": {
+            "processor": _cpu_name(),
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "torch": __import__("torch").__version__,
+            "load_average_at_start": os.getloadavg(),
+        },
         "config": base.to_dict(),
     }
     print(f"machine: {report['machine']}")
     report["matmul_gflops"] = _in_fresh_process(matmul_rates)
-    print(f"matmul GFLOP/s (2048^2): fp32 {report['matmul_gflops']['fp32']:.0f}, bf16 {report['matmul_gflops']['bf16']:.0f}")
+    print(
+        f"matmul GFLOP/s (2048^2): fp32 {report['matmul_gflops']['fp32']:.0f}, bf16 {report['matmul_gflops']['bf16']:.0f}"
+    )
     m = report["memnb"] = _in_fresh_process(memnb_arm, base.to_dict(), a.epochs, True)
-    print(f"memnb: {m['model_epochs_per_s']:.3f} model-epochs/s; per evaluated epoch of {a.repeats} repeats: "
-          f"train {m['train_s']:.2f} s, generate {m['generate_s']:.2f} s, metric {m['metric_s']:.2f} s; peak {m['peak_rss_gib']:.2f} GiB")
+    print(
+        f"memnb: {m['model_epochs_per_s']:.3f} model-epochs/s; per evaluated epoch of {a.repeats} repeats: "
+        f"train {m['train_s']:.2f} s, generate {m['generate_s']:.2f} s, metric {m['metric_s']:.2f} s; peak {m['peak_rss_gib']:.2f} GiB"
+    )
     n = report["naive"] = _in_fresh_process(naive_arm, base.to_dict(), a.epochs, a.naive_repeats or a.repeats)
-    print(f"naive: {n['model_epochs_per_s']:.3f} model-epochs/s; per model-epoch: train {n['train_s']:.2f} s, "
-          f"generate {n['generate_s']:.2f} s, FAISS {n['metric_s']:.2f} s; peak {n['peak_rss_gib']:.2f} GiB")
+    print(
+        f"naive: {n['model_epochs_per_s']:.3f} model-epochs/s; per model-epoch: train {n['train_s']:.2f} s, "
+        f"generate {n['generate_s']:.2f} s, FAISS {n['metric_s']:.2f} s; peak {n['peak_rss_gib']:.2f} GiB"
+    )
     fp32 = report["matmul_gflops"]["fp32"]
     report["summary"] = {
         "speedup_vs_naive": m["model_epochs_per_s"] / n["model_epochs_per_s"],
@@ -271,29 +300,49 @@ def main() -> None:
     }
     s = report["summary"]
     print(f"speed-up over naive: {s['speedup_vs_naive']:.1f}x")
-    print(f"generation: {m['generate_gflops_nominal']:.0f} GFLOP/s nominal ({s['generation_fraction_of_fp32_matmul_nominal']:.0%} "
-          f"of fp32 matmul), {m['generate_gflops_executed']:.0f} executed ({s['generation_fraction_of_fp32_matmul_executed']:.0%})")
+    print(
+        f"generation: {m['generate_gflops_nominal']:.0f} GFLOP/s nominal ({s['generation_fraction_of_fp32_matmul_nominal']:.0%} "
+        f"of fp32 matmul), {m['generate_gflops_executed']:.0f} executed ({s['generation_fraction_of_fp32_matmul_executed']:.0%})"
+    )
     print(f"train + metric = {s['train_plus_metric_over_generation']:.0%} of generation")
-    print(f"bf16 generation: {s['bf16_speedup_generation']:.2f}x faster; memorized shares move by "
-          f"{m['bf16_share_diff_pp']} percentage points (fp32 shares {m['fp32_shares_pct']} %)")
+    print(
+        f"bf16 generation: {s['bf16_speedup_generation']:.2f}x faster; memorized shares move by "
+        f"{m['bf16_share_diff_pp']} percentage points (fp32 shares {m['fp32_shares_pct']} %)"
+    )
     if not a.no_scaling:
         rows = []
         for n_base, R in ((10000, 10), (20000, 10), (40000, 10), (20000, 1), (20000, 20)):
             inj = n_base // 50
             cfg = base.replace(n_base=n_base, n_outliers=inj, n_duplicates=inj, n_repeats=R)
             cell = _in_fresh_process(scaling_cell, cfg.to_dict())
-            rows.append({"n_base": n_base, "n_train": cfg.n_train, "repeats": R, "epoch_s": cell["epoch_s"],
-                         "train_s": cell["train_s"], "generate_s": cell["generate_s"], "metric_s": cell["metric_s"],
-                         "model_epochs_per_s": cell["model_epochs_per_s"], "peak_rss_gib": cell["peak_rss_gib"]})
-            print(f"scaling: n_train {cfg.n_train:6d}, {R:2d} repeats: {cell['epoch_s']:.2f} s/epoch "
-                  f"(train {cell['train_s']:.2f}, generate {cell['generate_s']:.2f}, metric {cell['metric_s']:.2f}), "
-                  f"peak {cell['peak_rss_gib']:.2f} GiB", flush=True)
+            rows.append(
+                {
+                    "n_base": n_base,
+                    "n_train": cfg.n_train,
+                    "repeats": R,
+                    "epoch_s": cell["epoch_s"],
+                    "train_s": cell["train_s"],
+                    "generate_s": cell["generate_s"],
+                    "metric_s": cell["metric_s"],
+                    "model_epochs_per_s": cell["model_epochs_per_s"],
+                    "peak_rss_gib": cell["peak_rss_gib"],
+                }
+            )
+            print(
+                f"scaling: n_train {cfg.n_train:6d}, {R:2d} repeats: {cell['epoch_s']:.2f} s/epoch "
+                f"(train {cell['train_s']:.2f}, generate {cell['generate_s']:.2f}, metric {cell['metric_s']:.2f}), "
+                f"peak {cell['peak_rss_gib']:.2f} GiB",
+                flush=True,
+            )
         report["scaling"] = rows
     report["machine"]["load_average_at_end"] = os.getloadavg()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    for f in (out / f"bench-{stamp}{'-quick' if a.quick else ''}.json", out / ("latest-quick.json" if a.quick else "latest.json")):
+    for f in (
+        out / f"bench-{stamp}{'-quick' if a.quick else ''}.json",
+        out / ("latest-quick.json" if a.quick else "latest.json"),
+    ):
         f.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {out / ('latest-quick.json' if a.quick else 'latest.json')}")
 

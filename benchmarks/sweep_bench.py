@@ -33,9 +33,13 @@ def _grid(quick: bool):
     from memnb.workflows.sweep import expand_grid
 
     if quick:
-        base = ExperimentConfig(n_base=200, n_outliers=10, n_duplicates=10, epochs=2, eval_every=1, n_repeats=2, device="cpu")
+        base = ExperimentConfig(
+            n_base=200, n_outliers=10, n_duplicates=10, epochs=2, eval_every=1, n_repeats=2, device="cpu"
+        )
         return expand_grid(base, {"seed": [0, 1]})
-    base = ExperimentConfig(n_base=4000, n_outliers=80, n_duplicates=80, epochs=40, eval_every=10, n_repeats=3, device="cpu")
+    base = ExperimentConfig(
+        n_base=4000, n_outliers=80, n_duplicates=80, epochs=40, eval_every=10, n_repeats=3, device="cpu"
+    )
     return expand_grid(base, {"dataset": ["moons", "circle"], "n_outliers": [40, 80]})
 
 
@@ -49,24 +53,40 @@ def arm(name: str, quick: bool, root: str, n_workers: int) -> dict:
     configs = _grid(quick)
     t0 = time.perf_counter()
     if name == "serial":
-        sweep = run_sweep(configs, root, out_dir=Path(root) / "sweep", executor="serial",
-                          torch_threads=torch.get_num_threads(), progress=False)
+        sweep = run_sweep(
+            configs,
+            root,
+            out_dir=Path(root) / "sweep",
+            executor="serial",
+            torch_threads=torch.get_num_threads(),
+            progress=False,
+        )
     else:
-        cluster = (local_cluster(n_workers, 1) if name == "dask" else
-                   LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None))
+        cluster = (
+            local_cluster(n_workers, 1)
+            if name == "dask"
+            else LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        )
         with cluster, Client(cluster) as client:
-            sweep = run_sweep(configs, root, out_dir=Path(root) / "sweep", client=client, torch_threads=1, progress=False)
+            sweep = run_sweep(
+                configs, root, out_dir=Path(root) / "sweep", client=client, torch_threads=1, progress=False
+            )
     wall = time.perf_counter() - t0
     log = sweep.log
-    return {"wall_s": round(wall, 2), "task_s_mean": round(float(log.wall_s.mean()), 2),
-            "torch_threads": sorted(set(int(x) for x in log.torch_threads)),
-            "malloc_trim_threshold": sorted(set(str(x) for x in log.malloc_trim_threshold)),
-            "configs": len(configs)}
+    return {
+        "wall_s": round(wall, 2),
+        "task_s_mean": round(float(log.wall_s.mean()), 2),
+        "torch_threads": sorted(set(int(x) for x in log.torch_threads)),
+        "malloc_trim_threshold": sorted(set(str(x) for x in log.malloc_trim_threshold)),
+        "configs": len(configs),
+    }
 
 
 def _in_fresh_process(name: str, quick: bool, root: str, n_workers: int) -> dict:
     """`arm` in a new interpreter (not a multiprocessing pool: its daemonic workers may not start a cluster)."""
-    cmd = [sys.executable, __file__, "--arm", name, "--root", root, "--workers", str(n_workers)] + (["--quick"] if quick else [])
+    cmd = [sys.executable, __file__, "--arm", name, "--root", root, "--workers", str(n_workers)] + (
+        ["--quick"] if quick else []
+    )
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"arm {name} failed:\n{proc.stderr[-4000:]}")
@@ -85,7 +105,9 @@ def identical(a: str, b: str) -> bool:
             return False
         for e in x.evaluated_epochs:
             ax, ay = x.epoch_arrays(e), y.epoch_arrays(e)
-            if ax.keys() != ay.keys() or any(not np.array_equal(ax[k], ay[k], equal_nan=ax[k].dtype.kind == "f") for k in ax):
+            if ax.keys() != ay.keys() or any(
+                not np.array_equal(ax[k], ay[k], equal_nan=ax[k].dtype.kind == "f") for k in ax
+            ):
                 return False
     return True
 
@@ -105,13 +127,20 @@ def main() -> None:
 
     n_workers = args.workers or machine_cores()
     scratch = Path(tempfile.mkdtemp(prefix="memnb-sweep-bench-"))
-    report: dict = {"machine": {"cores": machine_cores(), "cpu": _cpu_name(), "python": platform.python_version()},
-                    "grid": [c.to_dict() for c in _grid(args.quick)], "workers": n_workers, "quick": args.quick}
+    report: dict = {
+        "machine": {"cores": machine_cores(), "cpu": _cpu_name(), "python": platform.python_version()},
+        "grid": [c.to_dict() for c in _grid(args.quick)],
+        "workers": n_workers,
+        "quick": args.quick,
+    }
     try:
         for name in ARMS:
             report[name] = _in_fresh_process(name, args.quick, str(scratch / name), n_workers)
-            print(f"{name:>17}: {report[name]['wall_s']:7.1f} s wall, {report[name]['task_s_mean']:6.1f} s per configuration "
-                  f"(MALLOC_TRIM_THRESHOLD_ in workers: {report[name]['malloc_trim_threshold']})", flush=True)
+            print(
+                f"{name:>17}: {report[name]['wall_s']:7.1f} s wall, {report[name]['task_s_mean']:6.1f} s per configuration "
+                f"(MALLOC_TRIM_THRESHOLD_ in workers: {report[name]['malloc_trim_threshold']})",
+                flush=True,
+            )
         report["summary"] = {
             "dask_speedup_vs_serial": round(report["serial"]["wall_s"] / report["dask"]["wall_s"], 3),
             "default_env_slowdown_vs_dask": round(report["dask_default_env"]["wall_s"] / report["dask"]["wall_s"], 3),

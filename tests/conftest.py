@@ -20,7 +20,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 @pytest.fixture
 def tiny_config() -> ExperimentConfig:
     """A configuration that trains and evaluates in about a second."""
-    return ExperimentConfig(n_base=400, n_outliers=20, n_duplicates=20, epochs=3, n_repeats=2, batch_size=32, device="cpu")
+    return ExperimentConfig(
+        n_base=400, n_outliers=20, n_duplicates=20, epochs=3, n_repeats=2, batch_size=32, device="cpu"
+    )
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -28,8 +30,13 @@ def pytest_terminal_summary(terminalreporter):
 
     user_properties travel from pytest-xdist workers with the reports, unlike a test's printed output.
     """
-    shots = [value for reports in terminalreporter.stats.values() for r in reports
-             for name, value in getattr(r, "user_properties", []) if name == "screenshot" and getattr(r, "when", "") == "call"]
+    shots = [
+        value
+        for reports in terminalreporter.stats.values()
+        for r in reports
+        for name, value in getattr(r, "user_properties", [])
+        if name == "screenshot" and getattr(r, "when", "") == "call"
+    ]
     if shots:
         terminalreporter.section("browser screenshots")
         for path in dict.fromkeys(shots):

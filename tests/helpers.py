@@ -31,6 +31,12 @@ def run_notebook_smoke(name: str, tmp_path: Path, **parameters) -> str:
     src = json.loads(nb.read_text())
     assert all(not c.get("outputs") for c in src["cells"] if c["cell_type"] == "code"), "commit without outputs"
     out = tmp_path / name
-    pm.execute_notebook(str(nb), str(out), parameters={"profile": "smoke", "runs_root": str(tmp_path / "runs"), **parameters},
-                        cwd=str(ROOT), progress_bar=False, kernel_name="python3")
+    pm.execute_notebook(
+        str(nb),
+        str(out),
+        parameters={"profile": "smoke", "runs_root": str(tmp_path / "runs"), **parameters},
+        cwd=str(ROOT),
+        progress_bar=False,
+        kernel_name="python3",
+    )
     return out.read_text()

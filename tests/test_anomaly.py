@@ -1,23 +1,22 @@
 """Memorization-time anomaly scores, the ranking measures against scikit-learn, the benchmark on a tiny run, and its notebook."""
 
-
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import run_notebook_smoke
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from helpers import run_notebook_smoke
 from memnb import ExperimentConfig, run_experiment
 from memnb.analysis import anomaly
 from memnb.analysis.anomaly import auroc, average_precision, knn_score, memorization_score
 from memnb.analysis.stats import first_copies
 
 
-
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    config = ExperimentConfig(n_base=120, n_outliers=8, n_duplicates=0, epochs=4, n_repeats=2, test_set="matched",
-                              device="cpu")
+    config = ExperimentConfig(
+        n_base=120, n_outliers=8, n_duplicates=0, epochs=4, n_repeats=2, test_set="matched", device="cpu"
+    )
     return run_experiment(config, root=tmp_path_factory.mktemp("runs"), progress=False)
 
 
@@ -95,8 +94,11 @@ def test_score_run_and_summary_on_a_tiny_run(tiny_run):
 
 
 def test_a_run_without_outliers_is_refused(tmp_path):
-    res = run_experiment(ExperimentConfig(n_base=60, n_outliers=0, n_duplicates=0, epochs=0, n_repeats=1, device="cpu"),
-                         root=tmp_path, progress=False)
+    res = run_experiment(
+        ExperimentConfig(n_base=60, n_outliers=0, n_duplicates=0, epochs=0, n_repeats=1, device="cpu"),
+        root=tmp_path,
+        progress=False,
+    )
     with pytest.raises(ValueError, match="n_outliers = 0"):
         anomaly.score_run(res)
 

@@ -13,8 +13,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / "memnb"
-LAYERS = {"memnb._version": -1, "memnb.core": 0, "memnb.data": 1, "memnb.models": 1, "memnb.metric": 1,
-          "memnb.experiment": 2, "memnb.analysis": 3, "memnb.views": 4, "memnb.workflows": 5, "memnb": 6}
+LAYERS = {
+    "memnb._version": -1,
+    "memnb.core": 0,
+    "memnb.data": 1,
+    "memnb.models": 1,
+    "memnb.metric": 1,
+    "memnb.experiment": 2,
+    "memnb.analysis": 3,
+    "memnb.views": 4,
+    "memnb.workflows": 5,
+    "memnb": 6,
+}
 
 
 def modules() -> dict[str, Path]:
@@ -71,7 +81,7 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
         stack.append(v)
         for w in sorted(edges.get(v, ())):
             if state.get(w) == 1:
-                return stack[stack.index(w):] + [w]
+                return stack[stack.index(w) :] + [w]
             if w not in state:
                 cyc = visit(w)
                 if cyc:
@@ -117,18 +127,27 @@ def test_the_checker_finds_a_cycle_and_an_upward_import():
     """The two checks are not vacuous: planted defects are caught."""
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
-    planted = {"memnb.core.config": {"memnb.experiment.runner"}, "memnb.experiment.runner": set(),
-               "memnb.data.toys": {"memnb.models.train"}, "memnb.models.train": set()}
-    assert upward(planted) == ["memnb.core.config (layer 0) imports memnb.experiment.runner (layer 2)",
-                               "memnb.data.toys (layer 1) imports memnb.models.train (layer 1)"]
+    planted = {
+        "memnb.core.config": {"memnb.experiment.runner"},
+        "memnb.experiment.runner": set(),
+        "memnb.data.toys": {"memnb.models.train"},
+        "memnb.models.train": set(),
+    }
+    assert upward(planted) == [
+        "memnb.core.config (layer 0) imports memnb.experiment.runner (layer 2)",
+        "memnb.data.toys (layer 1) imports memnb.models.train (layer 1)",
+    ]
 
 
-@pytest.mark.parametrize("source,expected", [
-    ("from ..core.config import ExperimentConfig", {"memnb.core.config"}),
-    ("from . import make_base", {"memnb.data"}),
-    ("import memnb.metric.criteria", {"memnb.metric.criteria"}),
-    ("def f():\n    from ..experiment.runner import run_experiment", {"memnb.experiment.runner"}),
-])
+@pytest.mark.parametrize(
+    "source,expected",
+    [
+        ("from ..core.config import ExperimentConfig", {"memnb.core.config"}),
+        ("from . import make_base", {"memnb.data"}),
+        ("import memnb.metric.criteria", {"memnb.metric.criteria"}),
+        ("def f():\n    from ..experiment.runner import run_experiment", {"memnb.experiment.runner"}),
+    ],
+)
 def test_imports_are_read_from_the_source(source, expected, tmp_path):
     f = tmp_path / "injection.py"
     f.write_text(source)

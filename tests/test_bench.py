@@ -12,8 +12,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_quick_benchmark_writes_its_report(tmp_path):
-    subprocess.run([sys.executable, "benchmarks/bench.py", "--quick", "--out", str(tmp_path)], cwd=ROOT, check=True,
-                   capture_output=True, text=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "benchmarks/bench.py", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     report = json.loads((tmp_path / "latest-quick.json").read_text())
     m, n, s = report["memnb"], report["naive"], report["summary"]
     assert set(report["matmul_gflops"]) == {"fp32", "bf16"}
@@ -34,8 +40,14 @@ def test_quick_benchmark_writes_its_report(tmp_path):
 
 
 def test_quick_sweep_benchmark_writes_its_report(tmp_path):
-    subprocess.run([sys.executable, "benchmarks/sweep_bench.py", "--quick", "--workers", "1", "--out", str(tmp_path)],
-                   cwd=ROOT, check=True, capture_output=True, text=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "benchmarks/sweep_bench.py", "--quick", "--workers", "1", "--out", str(tmp_path)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     report = json.loads((tmp_path / "sweep-latest-quick.json").read_text())
     for arm in ("serial", "dask", "dask_default_env"):
         assert report[arm]["wall_s"] > 0 and report[arm]["configs"] == 2

@@ -50,8 +50,16 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"  # Debian's; Playwright's own browsers are never downloaded
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 FIGURE = 4  # the smallest figure: its smoke run trains 4 epochs of 1020 points, 2 repeats
 VIEWPORT = {"width": 1600, "height": 1000}  # a laptop screen
 MEAN_TRACE = "mean over repeats"  # how plots.trace_specs names the mean curves (and their bands)
@@ -75,8 +83,10 @@ HARMLESS_CONSOLE = [
 
 def _chromium() -> str:
     if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"no Chromium at {CHROMIUM}: browser tests skipped (install Debian's chromium: "
-                    "bash scripts/install-chromium.sh, which `make test` runs)")
+        pytest.skip(
+            f"no Chromium at {CHROMIUM}: browser tests skipped (install Debian's chromium: "
+            "bash scripts/install-chromium.sh, which `make test` runs)"
+        )
     return CHROMIUM
 
 
@@ -117,10 +127,19 @@ def workdir(browser, tmp_path_factory) -> Path:
     (run,) = list(runs.iterdir())
     nbdir = d / "notebooks"
     nbdir.mkdir()
-    for name, params in ((f"figure{FIGURE}", dict(profile="smoke", runs_root=str(runs))),
-                         ("explore", dict(runs_root=str(runs), run=run.name))):
-        pm.execute_notebook(str(ROOT / "notebooks" / f"{name}.ipynb"), str(nbdir / f"{name}.ipynb"), prepare_only=True,
-                            parameters=params, kernel_name="python3", progress_bar=False, log_output=False)
+    for name, params in (
+        (f"figure{FIGURE}", dict(profile="smoke", runs_root=str(runs))),
+        ("explore", dict(runs_root=str(runs), run=run.name)),
+    ):
+        pm.execute_notebook(
+            str(ROOT / "notebooks" / f"{name}.ipynb"),
+            str(nbdir / f"{name}.ipynb"),
+            prepare_only=True,
+            parameters=params,
+            kernel_name="python3",
+            progress_bar=False,
+            log_output=False,
+        )
     (d / "screenshots").mkdir()
     return d
 
@@ -143,19 +162,32 @@ class Lab:
         tracker = settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
         tracker.parent.mkdir(parents=True)
         tracker.write_text(json.dumps({"autoStartDefaultKernel": True}))
-        cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={self.port}", "--ip=127.0.0.1",
-               "--ServerApp.port_retries=0", "--IdentityProvider.token=", "--ServerApp.password=",
-               f"--ServerApp.root_dir={root}", f"--LabApp.user_settings_dir={settings}",
-               f"--LabApp.workspaces_dir={home / 'workspaces'}", "--LabApp.news_url=None",
-               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "jupyter",
+            "lab",
+            "--no-browser",
+            f"--port={self.port}",
+            "--ip=127.0.0.1",
+            "--ServerApp.port_retries=0",
+            "--IdentityProvider.token=",
+            "--ServerApp.password=",
+            f"--ServerApp.root_dir={root}",
+            f"--LabApp.user_settings_dir={settings}",
+            f"--LabApp.workspaces_dir={home / 'workspaces'}",
+            "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ]
         if os.geteuid() == 0:
             cmd.append("--allow-root")
         env = _env()
         env["JUPYTER_RUNTIME_DIR"] = str(home / "runtime")  # connection files of this server's kernels only
         self.log = home / "jupyter.log"
         with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self.kernels: dict[int, psutil.Process] = {}
 
     def wait_ready(self) -> None:
@@ -192,7 +224,9 @@ class Lab:
             except (ProcessLookupError, subprocess.TimeoutExpired):
                 pass
         for pgid in [self.proc.pid, *self.kernels]:  # kernels lead their own process groups (jupyter_client)
-            proc = psutil.Process(pgid) if pgid == self.proc.pid and self.proc.poll() is None else self.kernels.get(pgid)
+            proc = (
+                psutil.Process(pgid) if pgid == self.proc.pid and self.proc.poll() is None else self.kernels.get(pgid)
+            )
             if proc is not None and proc.is_running():  # is_running() also guards against a reused pid
                 try:
                     os.killpg(pgid, signal.SIGKILL)
@@ -280,9 +314,12 @@ def run_all_cells(page, panel, lab: Lab) -> list[str]:
             page.get_by_role("menuitem", name="Run", exact=True).click(timeout=5_000)
             page.get_by_role("menuitem", name="Run All Cells", exact=True).click(timeout=5_000)
             # a cell shows [*] as soon as it is sent to the kernel, then its number
-            page.wait_for_function(f"""([p, before]) => {{ const now = ({PROMPTS_JS})(p);
+            page.wait_for_function(
+                f"""([p, before]) => {{ const now = ({PROMPTS_JS})(p);
                 return now.some(t => t === '[*]:') || JSON.stringify(now) !== JSON.stringify(before); }}""",
-                                   arg=[handle, before], timeout=10_000)
+                arg=[handle, before],
+                timeout=10_000,
+            )
         except Exception:
             # A dialog came over the menu, or the command was lost while the page connected to its
             # kernel (JupyterLab may swap the kernel connection after showing 'idle'): a person
@@ -297,7 +334,9 @@ def run_all_cells(page, panel, lab: Lab) -> list[str]:
                           && panel.querySelector(".jp-Notebook-ExecutionIndicator[data-status='idle']") !== null)
                          || [...document.querySelectorAll(".jp-Toolbar-kernelName")]
                                 .some(e => e.textContent.includes("No Kernel"))""",
-            arg=handle, timeout=KERNEL_RUN_S * 1000)
+            arg=handle,
+            timeout=KERNEL_RUN_S * 1000,
+        )
         lab.note_kernels()
         prompts = page.evaluate(PROMPTS_JS, handle)
         if all(_ran(p) for p in prompts) or page.evaluate(OUTPUT_ERRORS_JS, handle):
@@ -305,8 +344,10 @@ def run_all_cells(page, panel, lab: Lab) -> list[str]:
         # Cells left unrun with no error shown: the same kernel-connection swap dropped the queued
         # cells (seen once in ~15 runs: only the first cell ran). A person runs all cells again.
         print(f"Run All Cells: cells left unrun without an error (try {_attempt + 1}): {prompts}; running all again")
-    raise AssertionError(f"Run All Cells did not run every cell in 5 tries; prompts {page.evaluate(PROMPTS_JS, handle)}; "
-                         f"server log:\n{lab.log_tail()}")
+    raise AssertionError(
+        f"Run All Cells did not run every cell in 5 tries; prompts {page.evaluate(PROMPTS_JS, handle)}; "
+        f"server log:\n{lab.log_tail()}"
+    )
 
 
 def _ran(prompt: str) -> bool:
@@ -323,21 +364,27 @@ def assert_ran_without_errors(page, panel) -> None:
 
 def plot_divs(page, panel) -> list[dict]:
     """Every plotly graph in the notebook's page: its traces and its size on screen."""
-    return page.evaluate("""panel => [...panel.querySelectorAll('.js-plotly-plot')].map(g => ({
+    return page.evaluate(
+        """panel => [...panel.querySelectorAll('.js-plotly-plot')].map(g => ({
         n_traces: (g.data || []).length, width: g.getBoundingClientRect().width, height: g.getBoundingClientRect().height,
         title: (g.querySelector('.gtitle') || {}).textContent || '',
-        widget: g.closest('.jupyter-widgets') !== null}))""", panel.element_handle())
+        widget: g.closest('.jupyter-widgets') !== null}))""",
+        panel.element_handle(),
+    )
 
 
 def explorer_curves(page, graph) -> dict:
     """The explorer figure's 'all groups' panel as drawn: mean curve and chance line (x, y), from the graph div's data."""
-    return page.evaluate(f"""g => {{
+    return page.evaluate(
+        f"""g => {{
         const onAll = t => (t.xaxis || 'x') === 'x' && t.visible !== false;
         const mean = g.data.find(t => onAll(t) && (t.name || '').startsWith({json.dumps(MEAN_TRACE)}) && !t.fill);
         const chance = g.data.find(t => (t.name || '').startsWith({json.dumps(CHANCE_TRACE)}));
         const arr = v => Array.from(v || [], Number);
         return {{x: arr(mean.x), y: arr(mean.y), chance_y: chance ? arr(chance.y) : [], chance_visible: chance ? chance.visible : null}};
-    }}""", graph.element_handle())
+    }}""",
+        graph.element_handle(),
+    )
 
 
 def expected_curve(results: Results, k: float, epochs: tuple[int, int]) -> tuple[list[int], list[float]]:
@@ -356,11 +403,15 @@ def wait_for_curve(page, graph, x: list[int], y: list[float], what: str) -> dict
                                       && (t.name || '').startsWith({json.dumps(MEAN_TRACE)}));
                 return t && t.x.length === x.length && Array.from(t.x).every((v, i) => Number(v) === x[i])
                        && Array.from(t.y).every((v, i) => Math.abs(Number(v) - y[i]) < 1e-4); }}""",
-            arg=[graph.element_handle(), x, y], timeout=UPDATE_S * 1000)
+            arg=[graph.element_handle(), x, y],
+            timeout=UPDATE_S * 1000,
+        )
     except Exception:
         shown = explorer_curves(page, graph)
-        raise AssertionError(f"{what}: the page's curve did not become x={x}, y={y} within {UPDATE_S} s; "
-                             f"it shows x={shown['x']}, y={shown['y']}") from None
+        raise AssertionError(
+            f"{what}: the page's curve did not become x={x}, y={y} within {UPDATE_S} s; "
+            f"it shows x={shown['x']}, y={shown['y']}"
+        ) from None
     return explorer_curves(page, graph)
 
 
@@ -429,8 +480,10 @@ def _check_ratio_change(page, graph, results, k_old, k_new, epochs, before) -> d
     after = wait_for_curve(page, graph, x, y, f"ratio {k_old:.2f} -> {k_new:.2f}")
     assert after["x"] == before["x"]
     # the paper's rule d_test >= k d_train flags fewer samples as k rises: the memorized share falls
-    assert all(b <= a + 1e-9 for a, b in zip(before["y"], after["y"])) and sum(after["y"]) < sum(before["y"]), \
-        (before["y"], after["y"])
+    assert all(b <= a + 1e-9 for a, b in zip(before["y"], after["y"])) and sum(after["y"]) < sum(before["y"]), (
+        before["y"],
+        after["y"],
+    )
     assert after["chance_y"] and np.allclose(after["chance_y"], _chance_percent(results, k_new), atol=1e-6)
     assert after["chance_y"][0] < before["chance_y"][0]
     return after
@@ -440,9 +493,13 @@ def _check_widgets(panel, results: Results, page) -> object:
     """Every control of the explorer visible, and its figure drawn with all its traces; returns the graph."""
     from playwright.sync_api import expect
 
-    for cls, label in (("widget-toggle-buttons", "criterion"), ("widget-hslider", "ratio k"),
-                       ("widget-toggle-buttons", "normalisation"), ("widget-hslider", "epochs"),
-                       ("widget-select-multiple", "repeats shown")):
+    for cls, label in (
+        ("widget-toggle-buttons", "criterion"),
+        ("widget-hslider", "ratio k"),
+        ("widget-toggle-buttons", "normalisation"),
+        ("widget-hslider", "epochs"),
+        ("widget-select-multiple", "repeats shown"),
+    ):
         expect(labelled(panel, cls, label)).to_be_visible()
     graph = panel.locator(".jupyter-widgets .js-plotly-plot")
     expect(graph).to_have_count(1)
@@ -456,7 +513,9 @@ def _check_widgets(panel, results: Results, page) -> object:
     assert not layout["beyond"], f"past the notebook's right edge (cut off): {layout['beyond']}"
     assert not layout["clipped"], f"cut off by their container: {layout['clipped']}"
     assert layout["title_bottom"] <= layout["panel_titles_top"] + 1, f"the title runs into the panels' titles: {layout}"
-    expect(panel.locator(".widget-html table.dataframe", has_text="first_epoch_memorized_above_null")).to_be_visible()  # the summary at the last epoch of the range
+    expect(
+        panel.locator(".widget-html table.dataframe", has_text="first_epoch_memorized_above_null")
+    ).to_be_visible()  # the summary at the last epoch of the range
     return graph
 
 
@@ -515,7 +574,8 @@ def test_explorer_notebook_in_jupyterlab(browser, lab, workdir, request):
         assert_ran_without_errors(page, panel)
         expect(labelled(panel, "widget-dropdown", "run")).to_be_visible()
         expect(labelled(panel, "widget-dropdown", "run").locator("select")).to_have_value(
-            re.compile("^" + re.escape(results.path.name) + " "))  # ipywidgets' <option> values are the labels
+            re.compile("^" + re.escape(results.path.name) + " ")
+        )  # ipywidgets' <option> values are the labels
         graph = _check_widgets(panel, results, page)
 
         k0 = results.config.ratio
@@ -537,12 +597,20 @@ def test_explorer_notebook_in_jupyterlab(browser, lab, workdir, request):
         x, y = expected_curve(results, k1, (epochs[1], epochs[-1]))
         assert x == epochs[1:]
         wait_for_curve(page, graph, x, y, f"epoch range {epochs[0]}-{epochs[-1]} -> {epochs[1]}-{epochs[-1]}")
-        expect(panel.locator(".widget-html", has_text=f"k = {k1:.2f}, {results.config.n_repeats} repeat(s), "
-                                                       f"epochs {epochs[1]}-{epochs[-1]}")).to_be_visible()
+        expect(
+            panel.locator(
+                ".widget-html",
+                has_text=f"k = {k1:.2f}, {results.config.n_repeats} repeat(s), epochs {epochs[1]}-{epochs[-1]}",
+            )
+        ).to_be_visible()
         assert after["y"][1:] == pytest.approx(y, abs=1e-4)  # same k, fewer epochs: the same points
 
-        screenshot(page, panel.locator(".jp-OutputArea-output").filter(has=page.locator(".js-plotly-plot")).last,
-                   workdir / "screenshots" / "explore.png", request)
+        screenshot(
+            page,
+            panel.locator(".jp-OutputArea-output").filter(has=page.locator(".js-plotly-plot")).last,
+            workdir / "screenshots" / "explore.png",
+            request,
+        )
         console.check()
 
 
@@ -569,7 +637,9 @@ def test_figure_notebook_in_jupyterlab(browser, lab, workdir, request):
         static = [g for g in plot_divs(page, panel) if not g["widget"]]
         assert len(static) == 2, static  # the paper's view and the per-group view (jupyterlab-plotly's renderer)
         for g in static:
-            assert g["n_traces"] == _n_traces(results) and g["width"] > 500 and g["title"].startswith(f"Figure {FIGURE}"), g
+            assert (
+                g["n_traces"] == _n_traces(results) and g["width"] > 500 and g["title"].startswith(f"Figure {FIGURE}")
+            ), g
         for g in panel.locator(".jp-OutputArea-output:not(:has(.jupyter-widgets)) .js-plotly-plot").all():
             fit = page.evaluate(STATIC_FIT_JS, g.element_handle())  # the static views fit and keep their titles apart
             assert fit["svg_right"] <= fit["notebook_right"] + 1 and fit["title_right"] <= fit["svg_right"] + 1, fit
@@ -592,8 +662,12 @@ def test_figure_notebook_in_jupyterlab(browser, lab, workdir, request):
         wait_for_curve(page, graph, x, y, f"epoch range -> {epochs[0]}-{epochs[last]}")
         assert _slider_value(rng) == f"{epochs[0]}-{epochs[last]}"
 
-        screenshot(page, panel.locator(".jp-OutputArea-output").filter(has=page.locator(".js-plotly-plot")).last,
-                   workdir / "screenshots" / f"figure{FIGURE}.png", request)
+        screenshot(
+            page,
+            panel.locator(".jp-OutputArea-output").filter(has=page.locator(".js-plotly-plot")).last,
+            workdir / "screenshots" / f"figure{FIGURE}.png",
+            request,
+        )
         console.check()
 
 
@@ -605,8 +679,9 @@ def test_standalone_figure_html(browser, workdir, request):
         page = context.new_page()
         console = Console(page)
         page.goto(path.as_uri(), wait_until="load")
-        page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')].filter(g => g.data).length === 2",
-                               timeout=60_000)
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.js-plotly-plot')].filter(g => g.data).length === 2", timeout=60_000
+        )
         body = page.locator("body")
         graphs = plot_divs(page, body)
         assert [g["n_traces"] for g in graphs] == [_n_traces(results)] * 2, graphs
@@ -615,6 +690,7 @@ def test_standalone_figure_html(browser, workdir, request):
         assert "first_epoch_memorized_above_null" in body.inner_text()  # the printed summary
         remote = [u for u in console.requests if not u.startswith(("file:", "data:", "blob:"))]
         assert not remote, f"the standalone page requested {remote}"
-        screenshot(page, page.locator(".js-plotly-plot").first, workdir / "screenshots" / f"figure{FIGURE}_html.png",
-                   request)
+        screenshot(
+            page, page.locator(".js-plotly-plot").first, workdir / "screenshots" / f"figure{FIGURE}_html.png", request
+        )
         console.check()

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -5,17 +6,45 @@ import pytest
 from memnb import ExperimentConfig
 
 BAD = [
-    ("ratio", 1.0), ("ratio", 0.5), ("ratio", float("nan")), ("ratio", float("inf")), ("ratio", "1.5"),
+    ("ratio", 1.0),
+    ("ratio", 0.5),
+    ("ratio", float("nan")),
+    ("ratio", float("inf")),
+    ("ratio", "1.5"),
     ("train_ratio", 1.0),
-    ("n_outliers", -1), ("n_outliers", 2.5), ("n_duplicates", -3), ("n_duplicates", True),
-    ("n_base", 1), ("n_base", 100.0),
-    ("dataset", "spiral"), ("device", "tpu"), ("neighbors", "annoy"), ("precision", "fp8"),
-    ("n_generate", 0), ("eval_every", 0), ("n_repeats", 0), ("epochs", -1), ("seed", -1),
-    ("batch_size", 0), ("learning_rate", 0.0), ("weight_decay", -0.1), ("grad_clip", 0),
-    ("beta_start", 0.0), ("beta_end", 1.5), ("num_timesteps", 0), ("n_test", 1),
-    ("outlier_distance", -1.0), ("outlier_spread", -0.1), ("duplicate_jitter", -1), ("embedding_size", 7),
-    ("test_set", "heldout"), ("relative_alpha", 0.0), ("relative_alpha", 1.0), ("relative_alpha", 1.5),
-    ("relative_alpha", float("nan")), ("relative_alpha", "0.1"),
+    ("n_outliers", -1),
+    ("n_outliers", 2.5),
+    ("n_duplicates", -3),
+    ("n_duplicates", True),
+    ("n_base", 1),
+    ("n_base", 100.0),
+    ("dataset", "spiral"),
+    ("device", "tpu"),
+    ("neighbors", "annoy"),
+    ("precision", "fp8"),
+    ("n_generate", 0),
+    ("eval_every", 0),
+    ("n_repeats", 0),
+    ("epochs", -1),
+    ("seed", -1),
+    ("batch_size", 0),
+    ("learning_rate", 0.0),
+    ("weight_decay", -0.1),
+    ("grad_clip", 0),
+    ("beta_start", 0.0),
+    ("beta_end", 1.5),
+    ("num_timesteps", 0),
+    ("n_test", 1),
+    ("outlier_distance", -1.0),
+    ("outlier_spread", -0.1),
+    ("duplicate_jitter", -1),
+    ("embedding_size", 7),
+    ("test_set", "heldout"),
+    ("relative_alpha", 0.0),
+    ("relative_alpha", 1.0),
+    ("relative_alpha", 1.5),
+    ("relative_alpha", float("nan")),
+    ("relative_alpha", "0.1"),
 ]
 
 
@@ -44,7 +73,7 @@ def test_unknown_field_from_dict():
 
 def test_frozen_and_roundtrip():
     c = ExperimentConfig(n_base=1000, ratio=2.0)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         c.ratio = 3.0
     assert ExperimentConfig.from_dict(json.loads(c.to_json())) == c
     assert c.replace(seed=1) != c

@@ -44,8 +44,8 @@ def test_duplicates_are_exact_copies_and_both_copies_are_labelled():
     c = ExperimentConfig(n_base=1000, n_outliers=30, n_duplicates=50)
     ts = make_training_set(c, 0)
     assert ts.points.shape == (1080, 2)
-    copies = ts.points[c.n_base + c.n_outliers:]
-    src = ts.source[c.n_base + c.n_outliers:]
+    copies = ts.points[c.n_base + c.n_outliers :]
+    src = ts.source[c.n_base + c.n_outliers :]
     assert len(np.unique(src)) == 50
     np.testing.assert_array_equal(copies, ts.points[src])
     assert (ts.groups[src] == DUPLICATE).all()

@@ -27,7 +27,10 @@ def test_cuda_without_a_gpu_fails_early_naming_the_field():
 def test_cuda_ensemble_matches_cpu_on_the_same_seeds():
     kw = dict(n_base=400, n_outliers=10, n_duplicates=10, n_repeats=2, epochs=1)
     data = RepeatData(ExperimentConfig(device="cpu", **kw)).train_points
-    cpu, gpu = Ensemble(ExperimentConfig(device="cpu", **kw), data), Ensemble(ExperimentConfig(device="cuda", **kw), data)
+    cpu, gpu = (
+        Ensemble(ExperimentConfig(device="cpu", **kw), data),
+        Ensemble(ExperimentConfig(device="cuda", **kw), data),
+    )
     for a, b in zip(cpu.model.parameters(), gpu.model.parameters()):  # same initial weights on every device
         assert torch.equal(a, b.cpu())
     x, t = torch.randn(2, 64, 2), torch.randint(0, 50, (2, 64))

@@ -34,7 +34,9 @@ def test_sampler_step_is_ho_et_al_eq_11_with_posterior_variance():
         alpha = 1 - betas[t]
         # eq. (11): x_{t-1} = 1/sqrt(alpha_t) (x_t - beta_t / sqrt(1 - abar_t) eps) + sigma_t z
         assert s.mean_coef_x[t].item() == pytest.approx(1 / math.sqrt(alpha), rel=1e-10)
-        assert s.mean_coef_eps[t].item() == pytest.approx(betas[t] / (math.sqrt(alpha) * math.sqrt(1 - abar[t])), rel=1e-10)
+        assert s.mean_coef_eps[t].item() == pytest.approx(
+            betas[t] / (math.sqrt(alpha) * math.sqrt(1 - abar[t])), rel=1e-10
+        )
         prev = abar[t - 1] if t > 0 else 1.0
         var = max(betas[t] * (1 - prev) / (1 - abar[t]), 1e-20)
         assert s.posterior_std[t].item() == pytest.approx(0.0 if t == 0 else math.sqrt(var), rel=1e-10)

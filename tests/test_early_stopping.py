@@ -6,16 +6,17 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-
 from helpers import assert_same_results, run_notebook_smoke
-from memnb import ExperimentConfig, Results, run_experiment
+
+from memnb import ExperimentConfig, run_experiment
 from memnb.analysis import early_stopping as es
 from memnb.analysis.early_stopping import EarlyStopping, EpochContext, replay
-from memnb.experiment.results import GROUP_LABELS, table_thresholds
+from memnb.core.vocabulary import GROUP_LABELS
+from memnb.experiment.tabulate import table_thresholds
 
-CONFIG = ExperimentConfig(n_base=120, n_outliers=8, n_duplicates=8, epochs=4, n_repeats=2, test_set="matched", device="cpu")
-
-
+CONFIG = ExperimentConfig(
+    n_base=120, n_outliers=8, n_duplicates=8, epochs=4, n_repeats=2, test_set="matched", device="cpu"
+)
 
 
 @pytest.fixture(scope="module")
@@ -100,10 +101,18 @@ def test_call_reads_the_right_cell_of_the_epoch_summary():
     assert record_only(0, {"summary": summary}, context) is False and record_only.stop_epoch == 0
 
 
-@pytest.mark.parametrize("kw, field", [
-    ({"group": "outliers"}, "group"), ({"value": "share"}, "value"), ({"criterion": "carlini"}, "criterion"),
-    ({"k": 1.0}, "k"), ({"threshold": 1.5}, "threshold"), ({"patience": 0}, "patience"), ({"stop": "yes"}, "stop"),
-])
+@pytest.mark.parametrize(
+    "kw, field",
+    [
+        ({"group": "outliers"}, "group"),
+        ({"value": "share"}, "value"),
+        ({"criterion": "carlini"}, "criterion"),
+        ({"k": 1.0}, "k"),
+        ({"threshold": 1.5}, "threshold"),
+        ({"patience": 0}, "patience"),
+        ({"stop": "yes"}, "stop"),
+    ],
+)
 def test_bad_settings_fail_early_naming_the_field(kw, field):
     with pytest.raises(ValueError, match=f"field '{field}'"):
         EarlyStopping(**kw)
@@ -146,8 +155,12 @@ def test_early_stopping_stops_a_real_run_where_its_signal_crosses(full_run, tmp_
     assert res.stopped_at_epoch == 2 and cb.stop_epoch == 2
     assert res.manifest["callbacks"][0]["threshold"] == threshold
     # online and replayed decisions agree
-    assert replay(full_run, [EarlyStopping(group="inlier", value="copied", null_corrected=False,
-                                           threshold=threshold)])[0]["stop_epoch"] == 2
+    assert (
+        replay(full_run, [EarlyStopping(group="inlier", value="copied", null_corrected=False, threshold=threshold)])[0][
+            "stop_epoch"
+        ]
+        == 2
+    )
 
 
 def test_resume_after_a_crash_gives_the_callbacks_the_state_of_an_uninterrupted_run(full_run, tmp_path):
@@ -175,8 +188,10 @@ def test_a_complete_run_is_returned_unchanged_with_a_warning(full_run):
 
 # -- what stopping buys ------------------------------------------------------------------------------------
 def test_evaluate_stopping_on_a_tiny_run(full_run):
-    cbs = [EarlyStopping(group="inlier", value="copied", null_corrected=False, threshold=-0.5),
-           EarlyStopping(group="outlier", threshold=0.99)]
+    cbs = [
+        EarlyStopping(group="inlier", value="copied", null_corrected=False, threshold=-0.5),
+        EarlyStopping(group="outlier", threshold=0.99),
+    ]
     quality = es.quality_runs([full_run])
     ev = es.evaluate_runs([full_run], cbs, quality=quality)
     assert len(ev) == 2 * CONFIG.n_repeats
@@ -210,3 +225,22 @@ def _partial(full_run):
 def test_early_stopping_notebook_runs_with_papermill(tmp_path):
     text = run_notebook_smoke("early_stopping.ipynb", tmp_path, n_bootstrap=200)
     assert "NOT the full benchmark; reduced" in text and "'identical': True" in text and "epochs saved" in text
+
+
+@pytest.mark.parametrize("patience", [1, 2, 3])
+def test_callback_fires_where_the_one_onset_rule_says(patience):
+    """EarlyStopping (streaming) and stats.onset_epoch (on the whole curve) are one definition of the onset."""
+    from memnb.analysis.stats import onset_epoch
+
+    rng = np.random.default_rng(patience)
+    epochs = np.arange(0, 40, 2)
+    for _ in range(50):
+        observed = rng.uniform(0, 0.3, size=(len(epochs), 3))
+        cb = es.EarlyStopping(threshold=0.15, patience=patience)
+        for e, obs in zip(epochs, observed):
+            cb.update(int(e), obs, np.zeros(3))
+        signal = observed.mean(axis=1)  # the callback's ensemble signal: mean excess over repeats (null 0)
+        want = onset_epoch(epochs, signal, 0.15, patience=patience)
+        assert (cb.stop_epoch is None and np.isnan(want)) or cb.stop_epoch == want
+        per_repeat = onset_epoch(epochs, observed.T, 0.15, patience=patience)
+        assert [np.nan if s is None else s for s in cb.repeat_stop_epochs] == pytest.approx(per_repeat, nan_ok=True)

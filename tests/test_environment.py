@@ -1,9 +1,9 @@
 """environment.yml must list exactly pyproject.toml's packages and bounds (no conda here to check otherwise)."""
 
 import re
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]

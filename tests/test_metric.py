@@ -4,8 +4,8 @@ import pytest
 from memnb import ExperimentConfig
 from memnb.experiment.repeats import RepeatData
 from memnb.metric.criteria import copied_shares, critical_ratio, is_memorized, memorized_shares
-from memnb.metric.null import chance_level
 from memnb.metric.neighbors import nearest_neighbours
+from memnb.metric.null import chance_level
 
 
 def test_criteria_by_hand():

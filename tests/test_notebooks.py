@@ -17,13 +17,16 @@ import papermill as pm
 import pytest
 
 from memnb import ExperimentConfig
-from memnb.workflows import notebooks, profiles, render
 from memnb.views.figures import find_browser
+from memnb.workflows import notebooks, profiles, render
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 FIGURE_NOTEBOOKS = {n: NOTEBOOKS / f"figure{n}.ipynb" for n in profiles.FIGURES}
-MY_NOTEBOOKS = [*FIGURE_NOTEBOOKS.values(), NOTEBOOKS / "explore.ipynb"]  # the ones memnb.workflows.render prepares for nbval
+MY_NOTEBOOKS = [
+    *FIGURE_NOTEBOOKS.values(),
+    NOTEBOOKS / "explore.ipynb",
+]  # the ones memnb.workflows.render prepares for nbval
 ALL_NOTEBOOKS = sorted(NOTEBOOKS.glob("*.ipynb"))  # every committed notebook must be stripped
 NOTEBOOK_CONTROLS = {"profile": "laptop", "interactive": True, "runs_root": None, "out_dir": None}
 EXPLORE_PARAMETERS = {"runs_root": None, "run": None, "interactive": True}
@@ -53,7 +56,7 @@ def test_figure_notebooks_are_generated_from_one_template(tmp_path):
 def test_parameters_mirror_the_config(n):
     params = pm.inspect_notebook(str(FIGURE_NOTEBOOKS[n]))
     fields = list(ExperimentConfig.__dataclass_fields__)
-    assert list(params)[:len(fields)] == fields, "config fields, in the dataclass's order, come first"
+    assert list(params)[: len(fields)] == fields, "config fields, in the dataclass's order, come first"
     assert set(params) == set(fields) | set(NOTEBOOK_CONTROLS)
     defaults = {k: ast.literal_eval(v["default"]) for k, v in params.items()}
     assert {k: defaults[k] for k in fields} == profiles.figure_config(n).to_dict()
@@ -79,8 +82,11 @@ def test_committed_without_outputs(path):
 
 
 def test_nbstripout_would_change_nothing():
-    proc = subprocess.run([str(Path(sys.executable).parent / "nbstripout"), "--verify", *map(str, ALL_NOTEBOOKS)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "nbstripout"), "--verify", *map(str, ALL_NOTEBOOKS)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -146,8 +152,14 @@ def test_render_smoke_writes_every_file(n, tmp_path):
 def test_explore_notebook_runs_headless(tmp_path):
     """interactive=False: static figures and no widget; nbval runs the same notebook with interactive=True (widgets)."""
     out = tmp_path / "explore.ipynb"
-    pm.execute_notebook(str(NOTEBOOKS / "explore.ipynb"), str(out), kernel_name="python3", progress_bar=False,
-                        parameters=dict(runs_root=str(tmp_path / "runs"), interactive=False), cwd=str(NOTEBOOKS))
+    pm.execute_notebook(
+        str(NOTEBOOKS / "explore.ipynb"),
+        str(out),
+        kernel_name="python3",
+        progress_bar=False,
+        parameters=dict(runs_root=str(tmp_path / "runs"), interactive=False),
+        cwd=str(NOTEBOOKS),
+    )
     nb = nbformat.read(out, as_version=4)
     text = _outputs_text(nb)
     assert "running Figure 4 at the smoke profile" in text and "sanity checks passed" in text
@@ -157,8 +169,9 @@ def test_explore_notebook_runs_headless(tmp_path):
 
 
 def test_render_command_line(tmp_path, capsys):
-    bad = subprocess.run([sys.executable, "-m", "memnb.workflows.render", "--profile", "fast"], capture_output=True, text=True,
-                         cwd=ROOT)
+    bad = subprocess.run(
+        [sys.executable, "-m", "memnb.workflows.render", "--profile", "fast"], capture_output=True, text=True, cwd=ROOT
+    )
     assert bad.returncode == 2 and "profile 'fast' is unknown; allowed: paper | laptop | smoke" in bad.stderr
     with pytest.raises(SystemExit) as exit_:
         render.main(["--figures", "7"])

@@ -13,15 +13,16 @@ import pytest
 from scipy import stats
 
 from memnb import ExperimentConfig, chance_level, run_experiment
+from memnb.experiment.results import RateGrid
 from memnb.views import figures as plots
 from memnb.workflows import profiles
-from memnb.experiment.results import RateGrid
 
 GROUPS = ["inlier", "outlier", "duplicate", "all"]
 
 
-def synthetic_table(values: dict, nulls: dict, epochs=(0, 1, 2, 3), repeats=3, criterion="paper", threshold=1.5,
-                    noise=0.0, seed=0) -> pd.DataFrame:
+def synthetic_table(
+    values: dict, nulls: dict, epochs=(0, 1, 2, 3), repeats=3, criterion="paper", threshold=1.5, noise=0.0, seed=0
+) -> pd.DataFrame:
     """Rows of one criterion/threshold: value[group](epoch) + repeat-specific noise; same for copied."""
     rng = np.random.default_rng(seed)
     sizes = {"inlier": 1000, "outlier": 20, "duplicate": 40, "all": 1060}
@@ -30,9 +31,21 @@ def synthetic_table(values: dict, nulls: dict, epochs=(0, 1, 2, 3), repeats=3, c
         for e in epochs:
             for g in GROUPS:
                 v = values[g](e) + noise * rng.standard_normal()
-                rows.append(dict(repeat=r, epoch=e, group=g, criterion=criterion, threshold=threshold,
-                                 memorized=v, memorized_null=nulls[g], copied=v, copied_null=nulls[g],
-                                 n_generated=1060, n_group_points=sizes[g]))
+                rows.append(
+                    dict(
+                        repeat=r,
+                        epoch=e,
+                        group=g,
+                        criterion=criterion,
+                        threshold=threshold,
+                        memorized=v,
+                        memorized_null=nulls[g],
+                        copied=v,
+                        copied_null=nulls[g],
+                        n_generated=1060,
+                        n_group_points=sizes[g],
+                    )
+                )
     return pd.DataFrame(rows)
 
 
@@ -64,8 +77,12 @@ def test_band_is_clipped_to_shares():
 
 
 def test_first_epoch_above_null():
-    values = {"inlier": lambda e: 0.30 + 0.05 * (e >= 2), "outlier": lambda e: 0.01 * (e >= 3) + 0.02,
-              "duplicate": flat(0.02), "all": lambda e: 0.30 + 0.05 * (e >= 2)}
+    values = {
+        "inlier": lambda e: 0.30 + 0.05 * (e >= 2),
+        "outlier": lambda e: 0.01 * (e >= 3) + 0.02,
+        "duplicate": flat(0.02),
+        "all": lambda e: 0.30 + 0.05 * (e >= 2),
+    }
     nulls = {"inlier": 0.30, "outlier": 0.02, "duplicate": 0.02, "all": 0.30}
     df = synthetic_table(values, nulls, noise=0.001)
     first = plots.first_epoch_above_null(df, "memorized")
@@ -96,7 +113,12 @@ def test_figure_structure_labels_and_values():
     assert "Figure 9" in fig.layout.title.text and "profile smoke" in fig.layout.title.text
     assert "%" in fig.layout.yaxis.title.text and "epoch" in fig.layout.xaxis3.title.text
     assert fig.layout.yaxis.ticksuffix == "%"
-    assert [a.text.split(" (")[0] for a in fig.layout.annotations] == ["all groups", "inliers", "outliers", "near-duplicates"]
+    assert [a.text.split(" (")[0] for a in fig.layout.annotations] == [
+        "all groups",
+        "inliers",
+        "outliers",
+        "near-duplicates",
+    ]
     assert any(t.showlegend for t in fig.data)
     # repeats not shown are hidden, not removed (a widget updates traces in place)
     fig2 = plots.rates_figure(df, "copied", repeats=[1])
@@ -158,11 +180,18 @@ def _real_like_table(config, null_level):
             values = {g: flat(v) for g, v in per_group.items()}
             values["all"] = flat(sum(per_group.values()))
             nulls = {"inlier": null_level - 0.02, "outlier": 0.01, "duplicate": 0.01, "all": null_level}
-            parts.append(synthetic_table(values, nulls, epochs=config.eval_epochs, repeats=config.n_repeats,
-                                         criterion=crit, threshold=k))
+            parts.append(
+                synthetic_table(
+                    values, nulls, epochs=config.eval_epochs, repeats=config.n_repeats, criterion=crit, threshold=k
+                )
+            )
     t = pd.concat(parts, ignore_index=True)
-    sizes = {"inlier": config.n_base - config.n_duplicates, "outlier": config.n_outliers,
-             "duplicate": 2 * config.n_duplicates, "all": config.n_train}
+    sizes = {
+        "inlier": config.n_base - config.n_duplicates,
+        "outlier": config.n_outliers,
+        "duplicate": 2 * config.n_duplicates,
+        "all": config.n_train,
+    }
     t["n_group_points"] = t.group.map(sizes)
     return t
 
@@ -348,9 +377,10 @@ def test_run_browser(small_run):
         widgets.RunBrowser(root / "empty")
 
 
-
 def test_readable_summary_says_never_instead_of_na():
-    s = pd.DataFrame({"group": ["all", "outlier"], "first_epoch_memorized_above_null": pd.array([2, None], dtype="Int64")})
+    s = pd.DataFrame(
+        {"group": ["all", "outlier"], "first_epoch_memorized_above_null": pd.array([2, None], dtype="Int64")}
+    )
     out = plots.readable_summary(s)
     assert out["first_epoch_memorized_above_null"].tolist() == [2, "never"]
     assert "<NA>" not in out.to_html() and pd.isna(s.iloc[1, 1])  # the input is left alone

@@ -42,11 +42,14 @@ def test_properties():
     assert energy_distance(x, y + [1.0, 0.0]) > 3 * energy_distance(x, y)
 
 
-@pytest.mark.parametrize("x, y, words", [
-    (np.zeros((0, 2)), np.zeros((3, 2)), "x has shape"),
-    (np.zeros((3, 2)), np.zeros((3, 3)), "d = 2"),
-    (np.array([[0.0, np.nan]]), np.zeros((3, 2)), "non-finite"),
-])
+@pytest.mark.parametrize(
+    "x, y, words",
+    [
+        (np.zeros((0, 2)), np.zeros((3, 2)), "x has shape"),
+        (np.zeros((3, 2)), np.zeros((3, 3)), "d = 2"),
+        (np.array([[0.0, np.nan]]), np.zeros((3, 2)), "non-finite"),
+    ],
+)
 def test_bad_input_fails_early(x, y, words):
     with pytest.raises(ValueError, match=words):
         energy_distance(x, y)

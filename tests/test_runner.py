@@ -9,14 +9,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from helpers import assert_same_results
+
 from memnb import CorruptRunError, ExperimentConfig, Results, run_experiment
 from memnb.experiment.results import TABLE_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
 
 
 def test_table_schema_and_null_beside_every_number(tiny_config, tmp_path):
@@ -47,7 +45,9 @@ def test_rates_at_any_threshold_equal_the_table(tiny_config, tmp_path):
     tab = res.table()
     for crit, k in (("paper", 2.0), ("train_only", 3.0), ("relative", 10.0), ("relative", 2.0)):
         a = res.rates_at(crit, k).sort_values(["repeat", "epoch", "group"], ignore_index=True)
-        b = tab[(tab.criterion == crit) & (tab.threshold == k)].sort_values(["repeat", "epoch", "group"], ignore_index=True)
+        b = tab[(tab.criterion == crit) & (tab.threshold == k)].sort_values(
+            ["repeat", "epoch", "group"], ignore_index=True
+        )
         pd.testing.assert_frame_equal(a, b[a.columns])
     # a threshold off the grid still works, and a higher ratio never memorizes more
     lo, hi = res.rates_at("paper", 1.7), res.rates_at("paper", 4.5)
@@ -112,8 +112,9 @@ def test_runs_stored_before_the_new_metrics_still_load(tiny_config, tmp_path):
     again = old.assemble_table()
     rel = again.criterion == "relative"
     assert again[rel][["memorized", "copied"]].isna().all().all()
-    pd.testing.assert_frame_equal(again[~rel].reset_index(drop=True),
-                                  table[table.criterion != "relative"].reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        again[~rel].reset_index(drop=True), table[table.criterion != "relative"].reset_index(drop=True)
+    )
     pd.testing.assert_frame_equal(old.zu(), zu, rtol=1e-6)
     assert old.rates_at("relative", 10.0).memorized.isna().all()
 
@@ -139,8 +140,9 @@ def test_finished_config_loads_instead_of_training(tiny_config, tmp_path, monkey
 
 
 def test_eval_every(tmp_path):
-    c = ExperimentConfig(n_base=300, n_outliers=5, n_duplicates=5, epochs=5, eval_every=2, n_repeats=1, device="cpu",
-                         n_generate=100)
+    c = ExperimentConfig(
+        n_base=300, n_outliers=5, n_duplicates=5, epochs=5, eval_every=2, n_repeats=1, device="cpu", n_generate=100
+    )
     res = run_experiment(c, root=tmp_path, progress=False)
     assert res.evaluated_epochs == [0, 2, 4, 5]
     assert res.epoch_arrays(2)["d1"].shape == (1, 100)
@@ -152,8 +154,10 @@ KILL_CONFIG = dict(n_base=3000, n_outliers=30, n_duplicates=30, epochs=8, n_repe
 
 def test_resume_after_a_real_kill_equals_an_uninterrupted_run(tmp_path):
     config = ExperimentConfig(**KILL_CONFIG)
-    script = (f"import memnb; memnb.run_experiment(memnb.ExperimentConfig(**{KILL_CONFIG!r}), "
-              f"root={str(tmp_path / 'killed')!r}, progress=False)")
+    script = (
+        f"import memnb; memnb.run_experiment(memnb.ExperimentConfig(**{KILL_CONFIG!r}), "
+        f"root={str(tmp_path / 'killed')!r}, progress=False)"
+    )
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
     epochs_dir = tmp_path / "killed" / config.run_name() / "epochs"
     deadline = time.time() + 120
@@ -213,11 +217,11 @@ def test_checkpoint_due_before_every_evaluation_at_the_end_and_on_time():
 
 
 def test_resume_retrains_epochs_after_the_last_checkpoint_to_the_same_numbers(tmp_path, monkeypatch):
-    import memnb.experiment.runner
     from memnb.models.ensemble import Ensemble
 
-    c = ExperimentConfig(n_base=300, n_outliers=5, n_duplicates=5, epochs=7, eval_every=3, n_repeats=2, device="cpu",
-                         n_generate=200)
+    c = ExperimentConfig(
+        n_base=300, n_outliers=5, n_duplicates=5, epochs=7, eval_every=3, n_repeats=2, device="cpu", n_generate=200
+    )
     real = Ensemble.train_epoch
 
     def crash_at_5(self, epoch):

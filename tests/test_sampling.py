@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
+from memnb.models.sampling import generate
 from memnb.models.schedule import NoiseSchedule
 from memnb.models.tiny_diffusion import EnsembleDenoiser
-from memnb.models.sampling import generate
 
 
 def reference_samples(model, n, seeds, T=50, b0=1e-4, b1=0.02):

@@ -7,31 +7,47 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
+from memnb.analysis.stats import (
+    bootstrap_ci,
+    censor,
+    cohens_dz,
+    first_copy_epochs,
+    half_level_epoch,
+    null_corrected,
+    onset_epoch,
+    paired_permutation_test,
+    rank_biserial,
+    signal_frame,
+    timing_table,
+    zu_effect,
+    zu_signal_frame,
+)
 from memnb.metric.copying import mann_whitney_z, mann_whitney_z_by_group
-from memnb.analysis.stats import (bootstrap_ci, censor, cohens_dz, first_copy_epochs, half_level_epoch, null_corrected,
-                         onset_epoch, paired_permutation_test, rank_biserial, signal_frame, timing_table, zu_effect,
-                         zu_signal_frame)
 
 EPOCHS = np.array([0, 10, 20, 30])
 
 
 def test_onset_epoch_by_hand():
-    excess = np.array([
-        [0.00, 0.02, 0.06, 0.10],  # first above 0.05 at epoch 20
-        [0.10, 0.00, 0.00, 0.00],  # above at once, then falls back: still epoch 0 (the first crossing)
-        [0.00, 0.05, 0.05, 0.05],  # equal to the margin is not above it
-        [np.nan, np.nan, 0.2, 0.3],
-    ])
+    excess = np.array(
+        [
+            [0.00, 0.02, 0.06, 0.10],  # first above 0.05 at epoch 20
+            [0.10, 0.00, 0.00, 0.00],  # above at once, then falls back: still epoch 0 (the first crossing)
+            [0.00, 0.05, 0.05, 0.05],  # equal to the margin is not above it
+            [np.nan, np.nan, 0.2, 0.3],
+        ]
+    )
     np.testing.assert_array_equal(onset_epoch(EPOCHS, excess, 0.05), [20, 0, np.nan, 20])
 
 
 def test_half_level_epoch_by_hand():
-    excess = np.array([
-        [0.0, 0.1, 0.3, 0.4],  # final 0.4, half 0.2 first reached at epoch 20
-        [0.0, 0.25, 0.1, 0.4],  # non-monotone: first reach counts (epoch 10)
-        [0.0, 0.3, 0.2, 0.04],  # final 0.04 <= margin: never memorized, undefined
-        [-0.1, -0.2, 0.0, 0.1],  # half of 0.1 = 0.05 first reached at the last epoch
-    ])
+    excess = np.array(
+        [
+            [0.0, 0.1, 0.3, 0.4],  # final 0.4, half 0.2 first reached at epoch 20
+            [0.0, 0.25, 0.1, 0.4],  # non-monotone: first reach counts (epoch 10)
+            [0.0, 0.3, 0.2, 0.04],  # final 0.04 <= margin: never memorized, undefined
+            [-0.1, -0.2, 0.0, 0.1],  # half of 0.1 = 0.05 first reached at the last epoch
+        ]
+    )
     np.testing.assert_array_equal(half_level_epoch(EPOCHS, excess, 0.05), [20, 10, np.nan, 30])
 
 
@@ -49,8 +65,17 @@ def test_crossings_must_clear_z_standard_errors():
 def test_excess_frame_standard_errors_by_hand():
     from memnb.analysis.stats import excess_frame
 
-    s = pd.DataFrame({"repeat": 0, "epoch": [0, 10], "group": "outlier", "signal": [0.3, 0.5], "null": [0.2, 0.3],
-                      "n": [25, 25], "scale": [1.0, 1.0]})
+    s = pd.DataFrame(
+        {
+            "repeat": 0,
+            "epoch": [0, 10],
+            "group": "outlier",
+            "signal": [0.3, 0.5],
+            "null": [0.2, 0.3],
+            "n": [25, 25],
+            "scale": [1.0, 1.0],
+        }
+    )
     e = excess_frame(s)  # pooled null 0.25: se = sqrt(0.25 * 0.75 / 25)
     np.testing.assert_allclose(e.se, math.sqrt(0.25 * 0.75 / 25))
     np.testing.assert_allclose(e.excess, [0.05, 0.25])
@@ -173,8 +198,19 @@ def test_zu_effect_inverts_the_z_score():
 
 
 def _table(rows):
-    cols = ["repeat", "epoch", "group", "criterion", "threshold", "memorized", "memorized_null", "copied",
-            "copied_null", "n_generated", "n_group_points"]
+    cols = [
+        "repeat",
+        "epoch",
+        "group",
+        "criterion",
+        "threshold",
+        "memorized",
+        "memorized_null",
+        "copied",
+        "copied_null",
+        "n_generated",
+        "n_group_points",
+    ]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -199,8 +235,15 @@ def test_signal_frame_values():
     inl = m[(m.group == "inlier") & (m.epoch == 10)].iloc[0]
     assert inl.signal == pytest.approx(0.2 / 0.8)
     # conditional: memorized share / share of samples whose nearest training point is in the group
-    cells = pd.DataFrame({"repeat": 0, "epoch": [0, 0, 0, 10, 10, 10], "group": ["inlier", "outlier", "duplicate"] * 2,
-                          "n_generated": [80, 5, 15, 80, 0, 20], "n_null": [78, 12, 10, 78, 12, 10]})
+    cells = pd.DataFrame(
+        {
+            "repeat": 0,
+            "epoch": [0, 0, 0, 10, 10, 10],
+            "group": ["inlier", "outlier", "duplicate"] * 2,
+            "n_generated": [80, 5, 15, 80, 0, 20],
+            "n_null": [78, 12, 10, 78, 12, 10],
+        }
+    )
     c = signal_frame(t, "paper", 1.5, "conditional", cells).set_index(["epoch", "group"])
     assert c.loc[(0, "outlier")].signal == pytest.approx(0.02 * 100 / 5)  # 2 of the 5 samples near outliers
     assert c.loc[(0, "outlier")].null == pytest.approx(0.01 * 100 / 12)
@@ -224,10 +267,12 @@ def _signals(curves: dict[str, list[list[float]]], epochs=(0, 10, 20, 30), null=
 
 
 def test_timing_table_censors_never_memorized_groups():
-    s = _signals({
-        "inlier": [[0.1, 0.2, 0.3, 0.4], [0.1, 0.1, 0.35, 0.5]],
-        "outlier": [[0.1, 0.1, 0.1, 0.1], [0.1, 0.1, 0.1, 0.3]],
-    })
+    s = _signals(
+        {
+            "inlier": [[0.1, 0.2, 0.3, 0.4], [0.1, 0.1, 0.35, 0.5]],
+            "outlier": [[0.1, 0.1, 0.1, 0.1], [0.1, 0.1, 0.1, 0.3]],
+        }
+    )
     t = timing_table(s, margin=0.05).set_index(["repeat", "group"])
     # excess = signal - 0.1; inlier repeat 0: 0, .1, .2, .3 -> onset 10; half of .3 first at 20
     assert t.loc[(0, "inlier"), ["onset", "half"]].tolist() == [10, 20]
@@ -260,8 +305,18 @@ def test_timing_table_leaves_cells_without_data_undefined():
 
 
 def test_zu_signal_frame_sign_and_null():
-    zu = pd.DataFrame({"repeat": [0, 0], "epoch": [0, 0], "group": ["inlier", "all"], "z_u": [-2.0, -2.0],
-                       "z_u_null": [0.0, 0.0], "n_generated": [50, 60], "n_null": [50, 60], "n_test": [40, 40]})
+    zu = pd.DataFrame(
+        {
+            "repeat": [0, 0],
+            "epoch": [0, 0],
+            "group": ["inlier", "all"],
+            "z_u": [-2.0, -2.0],
+            "z_u_null": [0.0, 0.0],
+            "n_generated": [50, 60],
+            "n_null": [50, 60],
+            "n_test": [40, 40],
+        }
+    )
     s = zu_signal_frame(zu)
     assert list(s.group) == ["inlier"]
     assert s.signal.iloc[0] == pytest.approx(2.0 * math.sqrt(50 * 40 * 91 / 12) / (50 * 40)) and s.null.iloc[0] == 0

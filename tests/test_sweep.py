@@ -13,12 +13,25 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from helpers import ROOT, assert_same_results
+
 from memnb import ExperimentConfig, Results
 from memnb.experiment.runner import run_dir
-from memnb.workflows.sweep import (CONFIG_FIELDS, SweepError, dask_config, expand_grid, grid_summary, local_cluster, machine_cores, run_status,
-                         run_sweep, slurm_cluster, sweep_name, sweep_table, worker_environ)
+from memnb.workflows.sweep import (
+    CONFIG_FIELDS,
+    SweepError,
+    dask_config,
+    expand_grid,
+    grid_summary,
+    local_cluster,
+    machine_cores,
+    run_status,
+    run_sweep,
+    slurm_cluster,
+    sweep_name,
+    sweep_table,
+    worker_environ,
+)
 
 distributed = pytest.importorskip("distributed")
 
@@ -51,14 +64,20 @@ def test_expand_grid_is_the_product_in_grid_order():
     assert sweep_name(configs) == sweep_name(configs[::-1]) != sweep_name(configs[:5])
 
 
-@pytest.mark.parametrize("grid, message", [
-    ({"n_outlier": [1]}, "grid field 'n_outlier' is invalid; allowed: ExperimentConfig fields"),
-    ({"seed": []}, "grid field 'seed' = [] is invalid; allowed: a non-empty list"),
-    ({"seed": 3}, "grid field 'seed' = 3 is invalid; allowed: a non-empty list"),
-    ({"dataset": "moons"}, "grid field 'dataset' = 'moons' is invalid; allowed: a non-empty list"),
-    ({"seed": [0], "ratio": [1.5, 0.5]}, "grid point {'seed': 0, 'ratio': 0.5}: config field 'ratio' = 0.5 is invalid"),
-    ([("seed", [0])], "grid = [('seed', [0])] is invalid; allowed: a mapping"),
-])
+@pytest.mark.parametrize(
+    "grid, message",
+    [
+        ({"n_outlier": [1]}, "grid field 'n_outlier' is invalid; allowed: ExperimentConfig fields"),
+        ({"seed": []}, "grid field 'seed' = [] is invalid; allowed: a non-empty list"),
+        ({"seed": 3}, "grid field 'seed' = 3 is invalid; allowed: a non-empty list"),
+        ({"dataset": "moons"}, "grid field 'dataset' = 'moons' is invalid; allowed: a non-empty list"),
+        (
+            {"seed": [0], "ratio": [1.5, 0.5]},
+            "grid point {'seed': 0, 'ratio': 0.5}: config field 'ratio' = 0.5 is invalid",
+        ),
+        ([("seed", [0])], "grid = [('seed', [0])] is invalid; allowed: a mapping"),
+    ],
+)
 def test_bad_grids_fail_early_naming_the_field(grid, message):
     with pytest.raises(ValueError) as e:
         expand_grid(BASE, grid)
@@ -66,9 +85,11 @@ def test_bad_grids_fail_early_naming_the_field(grid, message):
 
 
 def test_bad_sweep_arguments_fail_before_any_work(tmp_path, configs):
-    for kwargs, message in [({"executor": "threads"}, "executor = 'threads' is invalid"),
-                            ({"torch_threads": 0}, "torch_threads = 0 is invalid"),
-                            ({"retries": -1}, "retries = -1 is invalid")]:
+    for kwargs, message in [
+        ({"executor": "threads"}, "executor = 'threads' is invalid"),
+        ({"torch_threads": 0}, "torch_threads = 0 is invalid"),
+        ({"retries": -1}, "retries = -1 is invalid"),
+    ]:
         with pytest.raises(ValueError, match=message):
             run_sweep(configs, tmp_path, **kwargs)
     with pytest.raises(ValueError, match="appears twice"):
@@ -96,22 +117,25 @@ def test_local_cluster_is_sized_to_the_machine_and_its_workers_have_no_malloc_tr
         assert len(cluster.workers) == machine_cores()
         assert set(client.run(env).values()) == {(None, "1")}
     # the reference: Dask's own default does set it (what the config above undoes)
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
         assert set(v[0] for v in client.run(env).values()) == {"65536"}
 
 
 # -- sweeps -------------------------------------------------------------------------------------------
 def test_serial_sweep_aggregates_one_tidy_table(serial, configs):
     table = serial.table()
-    assert list(table.columns[:1 + len(CONFIG_FIELDS)]) == ["run", *CONFIG_FIELDS]
+    assert list(table.columns[: 1 + len(CONFIG_FIELDS)]) == ["run", *CONFIG_FIELDS]
     assert set(table.run) == {c.run_name() for c in configs}
     for c in configs:  # each run's rows are its own table.parquet, with its configuration beside them
         mine = table[table.run == c.run_name()]
         assert (mine.dataset == c.dataset).all() and (mine.seed == c.seed).all()
         own = Results(run_dir(c, serial.root)).table()
-        pd.testing.assert_frame_equal(mine[own.columns].reset_index(drop=True), own, check_categorical=False,
-                                      check_dtype=False)
+        pd.testing.assert_frame_equal(
+            mine[own.columns].reset_index(drop=True), own, check_categorical=False, check_dtype=False
+        )
     # opens without memnb; the config columns round-trip (None stays missing)
     plain = pd.read_parquet(serial.out_dir / "table.parquet")
     assert plain.n_test.isna().all() and len(plain) == len(table)
@@ -197,8 +221,16 @@ def test_restarted_sweep_skips_finished_runs_and_resumes_partial_ones(configs, s
     root = tmp_path / "runs"
     (tmp_path / "configs.jsonl").write_text("".join(json.dumps(c.to_dict()) + "\n" for c in configs))
     (tmp_path / "driver.py").write_text(_DRIVER)
-    driver = subprocess.Popen([sys.executable, str(tmp_path / "driver.py"), str(tmp_path / "configs.jsonl"), str(root),
-                               str(tmp_path / "sweep")], cwd=ROOT)
+    driver = subprocess.Popen(
+        [
+            sys.executable,
+            str(tmp_path / "driver.py"),
+            str(tmp_path / "configs.jsonl"),
+            str(root),
+            str(tmp_path / "sweep"),
+        ],
+        cwd=ROOT,
+    )
     second = root / configs[1].run_name() / "epochs"
     deadline = time.time() + 120
     while not (second.exists() and any(second.glob("epoch_*.npz"))):  # the first run finished, the second started
@@ -220,7 +252,9 @@ def test_a_failing_configuration_does_not_stop_the_others(tmp_path):
     bad = run_dir(configs[0], tmp_path)
     bad.mkdir(parents=True)
     (bad / "notes.txt").write_text("not a memnb run")  # run_experiment refuses to overwrite it
-    with pytest.raises(SweepError, match=f"1 of 2 configurations failed .*{configs[0].run_name()}: CorruptRunError") as e:
+    with pytest.raises(
+        SweepError, match=f"1 of 2 configurations failed .*{configs[0].run_name()}: CorruptRunError"
+    ) as e:
         run_sweep(configs, tmp_path, out_dir=tmp_path / "sweep", executor="serial", progress=False)
     sweep = e.value.sweep
     assert list(sweep.log.complete) == [False, True] and "CorruptRunError" in sweep.log.error[0]
@@ -245,8 +279,14 @@ def test_slurm_job_script_starts_memnb_workers(tmp_path):
 
     with pytest.raises(ValueError, match="cores = 1 is invalid"):
         slurm_cluster(cores=1, memory="1GB", torch_threads=2)
-    cluster = slurm_cluster(cores=2, memory="2GB", torch_threads=1, walltime="00:10:00", account="memnb",
-                            scheduler_options={"host": "127.0.0.1"})
+    cluster = slurm_cluster(
+        cores=2,
+        memory="2GB",
+        torch_threads=1,
+        walltime="00:10:00",
+        account="memnb",
+        scheduler_options={"host": "127.0.0.1"},
+    )
     job = None
     try:
         script = cluster.job_script()
@@ -261,8 +301,13 @@ def test_slurm_job_script_starts_memnb_workers(tmp_path):
             assert report == {"MALLOC_TRIM_THRESHOLD_": None, "OMP_NUM_THREADS": "1"}
             configs = expand_grid(BASE.replace(n_base=200, epochs=2, eval_every=1), {"seed": [0, 1]})
             # by address, as for any existing cluster: run_sweep connects its own client and closes it
-            sweep = run_sweep(configs, tmp_path / "runs", out_dir=tmp_path / "sweep", address=cluster.scheduler_address,
-                              progress=False)
+            sweep = run_sweep(
+                configs,
+                tmp_path / "runs",
+                out_dir=tmp_path / "sweep",
+                address=cluster.scheduler_address,
+                progress=False,
+            )
             assert sweep.log.complete.all() and sweep.log.malloc_trim_threshold.isna().all()
             assert json.loads((tmp_path / "sweep" / "sweep.json").read_text())["scheduler"] == cluster.scheduler_address
     finally:
@@ -272,11 +317,19 @@ def test_slurm_job_script_starts_memnb_workers(tmp_path):
         cluster.close()
 
 
-
 # -- the notebook and the verdict -------------------------------------------------------------------------
-SWEEP_CONTROLS = {"grid": {"dataset": ["moons", "circle"], "n_outliers": [20, 40]}, "executor": "dask",
-                  "scheduler_address": None, "n_workers": None, "torch_threads": 1, "retries": 2, "runs_root": None,
-                  "out_dir": None, "criterion": "paper", "value": "copied"}
+SWEEP_CONTROLS = {
+    "grid": {"dataset": ["moons", "circle"], "n_outliers": [20, 40]},
+    "executor": "dask",
+    "scheduler_address": None,
+    "n_workers": None,
+    "torch_threads": 1,
+    "retries": 2,
+    "runs_root": None,
+    "out_dir": None,
+    "criterion": "paper",
+    "value": "copied",
+}
 
 
 def test_sweep_notebook_parameters_mirror_the_config():
@@ -285,7 +338,9 @@ def test_sweep_notebook_parameters_mirror_the_config():
     import papermill as pm
 
     params = pm.inspect_notebook(str(ROOT / "notebooks" / "sweep.ipynb"))
-    assert list(params)[:len(CONFIG_FIELDS)] == list(CONFIG_FIELDS), "config fields, in the dataclass's order, come first"
+    assert list(params)[: len(CONFIG_FIELDS)] == list(CONFIG_FIELDS), (
+        "config fields, in the dataclass's order, come first"
+    )
     defaults = {k: ast.literal_eval(v["default"]) for k, v in params.items()}
     ExperimentConfig.from_dict({k: defaults[k] for k in CONFIG_FIELDS})  # a valid base configuration
     assert {k: defaults[k] for k in params if k not in CONFIG_FIELDS} == SWEEP_CONTROLS
@@ -299,9 +354,14 @@ def test_sweep_notebook_runs_and_its_folder_feeds_the_verdict(tmp_path):
 
     small = {**BASE.replace(n_base=200, epochs=4, eval_every=2).to_dict(), "device": "cpu"}
     out = tmp_path / "sweep.ipynb"
-    pm.execute_notebook(str(ROOT / "notebooks" / "sweep.ipynb"), str(out), cwd=str(ROOT / "notebooks"), progress_bar=False,
-                        kernel_name="python3", parameters={**small, "grid": {"seed": [0, 1]}, "n_workers": 1,
-                                                           "runs_root": str(tmp_path / "runs")})
+    pm.execute_notebook(
+        str(ROOT / "notebooks" / "sweep.ipynb"),
+        str(out),
+        cwd=str(ROOT / "notebooks"),
+        progress_bar=False,
+        kernel_name="python3",
+        parameters={**small, "grid": {"seed": [0, 1]}, "n_workers": 1, "runs_root": str(tmp_path / "runs")},
+    )
     text = out.read_text()
     assert "checks passed" in text and "2 configurations x 2 repeats" in text
     folder = tmp_path / "sweeps"

@@ -9,8 +9,18 @@ import pytest
 
 from memnb import ExperimentConfig, run_experiment
 from memnb.analysis.stats import timing_table
-from memnb.analysis.verdict import (VERDICTS, Variant, compare_groups, decide, find_runs, format_table, plot_timings, timings,
-                           verdict, verdict_table)
+from memnb.analysis.verdict import (
+    VERDICTS,
+    Variant,
+    compare_groups,
+    decide,
+    find_runs,
+    format_table,
+    plot_timings,
+    timings,
+    verdict,
+    verdict_table,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = np.arange(0, 101, 5)
@@ -109,8 +119,12 @@ def test_decide_by_hand():
 
 def test_verdict_table_rows_and_format():
     t = timing_table(synthetic_signals({"inlier": 30, "duplicate": 20, "outlier": 60}), 0.1)
-    t = pd.concat([t.assign(run="a", configuration="A", test_set="base", metric="m1"),
-                   t.assign(run="b", configuration="B", test_set="matched", metric="m1")])
+    t = pd.concat(
+        [
+            t.assign(run="a", configuration="A", test_set="base", metric="m1"),
+            t.assign(run="b", configuration="B", test_set="matched", metric="m1"),
+        ]
+    )
     tab = verdict_table(t, n_bootstrap=500)
     assert len(tab) == 4 and set(tab.timing) == {"onset", "half"} and set(tab.verdict) == {"holds"}
     text = format_table(tab)
@@ -159,7 +173,13 @@ def test_verdict_notebook_runs_with_papermill(tiny_runs, tmp_path):
     assert all(not c.get("outputs") for c in src["cells"] if c["cell_type"] == "code"), "commit without outputs"
     assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in src["cells"])
     out = tmp_path / "verdict.ipynb"
-    pm.execute_notebook(str(nb), str(out), parameters={"runs_root": str(tiny_runs), "n_bootstrap": 200},
-                        cwd=str(ROOT), progress_bar=False, kernel_name="python3")
+    pm.execute_notebook(
+        str(nb),
+        str(out),
+        parameters={"runs_root": str(tiny_runs), "n_bootstrap": 200},
+        cwd=str(ROOT),
+        progress_bar=False,
+        kernel_name="python3",
+    )
     text = out.read_text()
     assert "Verdict rule" in text and "inconclusive" in text

@@ -30,6 +30,7 @@ anomalous (e.g. copied *earlier*).
 from __future__ import annotations
 
 import time
+
 import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
@@ -44,9 +45,14 @@ MEMORIZATION_SCORES = ("first_copy", "copy_rarity")
 CONTROLS = ("first_copy_null",)
 BASELINES = ("isolation_forest", "lof", "knn")
 METHODS = MEMORIZATION_SCORES + CONTROLS + BASELINES
-METHOD_LABELS = {"first_copy": "memorization: first copy", "copy_rarity": "memorization: copy rarity",
-                 "first_copy_null": "control: first copy by fresh data",
-                 "isolation_forest": "IsolationForest", "lof": "LocalOutlierFactor", "knn": "k-NN distance"}
+METHOD_LABELS = {
+    "first_copy": "memorization: first copy",
+    "copy_rarity": "memorization: copy rarity",
+    "first_copy_null": "control: first copy by fresh data",
+    "isolation_forest": "IsolationForest",
+    "lof": "LocalOutlierFactor",
+    "knn": "k-NN distance",
+}
 
 
 # -- scores -----------------------------------------------------------------------------------------
@@ -63,7 +69,9 @@ def memorization_score(epochs, copied, kind: str = "first_copy") -> np.ndarray:
     epochs = np.asarray(epochs, np.float64)
     copied = np.asarray(copied, bool)
     if epochs.ndim != 1 or len(epochs) == 0 or copied.shape[0] != len(epochs):
-        raise ValueError(f"epochs {epochs.shape} and copied {copied.shape}: copied must be (E, ..., N) with E = len(epochs) >= 1")
+        raise ValueError(
+            f"epochs {epochs.shape} and copied {copied.shape}: copied must be (E, ..., N) with E = len(epochs) >= 1"
+        )
     if kind == "copy_rarity":
         return 1.0 - copied.mean(axis=0)
     step = epochs[-1] - epochs[-2] if len(epochs) > 1 else 1.0
@@ -134,8 +142,9 @@ def average_precision(labels, scores) -> float:
 
 
 # -- the benchmark --------------------------------------------------------------------------------------
-def score_run(results, criterion: str = "paper", threshold: float | None = None, k: int = 5, n_neighbors: int = 20,
-              seed: int = 0) -> pd.DataFrame:
+def score_run(
+    results, criterion: str = "paper", threshold: float | None = None, k: int = 5, n_neighbors: int = 20, seed: int = 0
+) -> pd.DataFrame:
     """AUROC and average precision of every method on every repeat of one stored run.
 
     results: a `Results` with injected outliers; criterion, threshold: the memorization
@@ -170,9 +179,20 @@ def score_run(results, criterion: str = "paper", threshold: float | None = None,
             else:
                 score = isolation_forest_score(points[r], seed + r)
             seconds = time.perf_counter() - t0 + (0.0 if method in BASELINES else t_history)
-            rows.append({"run": results.path.name, "dataset": c.dataset, "n_base": c.n_base, "n_outliers": c.n_outliers,
-                         "repeat": r, "method": method, "auroc": auroc(labels, score),
-                         "ap": average_precision(labels, score), "chance_ap": float(labels.mean()), "seconds": seconds})
+            rows.append(
+                {
+                    "run": results.path.name,
+                    "dataset": c.dataset,
+                    "n_base": c.n_base,
+                    "n_outliers": c.n_outliers,
+                    "repeat": r,
+                    "method": method,
+                    "auroc": auroc(labels, score),
+                    "ap": average_precision(labels, score),
+                    "chance_ap": float(labels.mean()),
+                    "seconds": seconds,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -181,7 +201,9 @@ def benchmark(runs, **kw) -> pd.DataFrame:
     return pd.concat([score_run(r, **kw) for r in runs], ignore_index=True)
 
 
-def benchmark_summary(scores: pd.DataFrame, n_bootstrap: int = 10_000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+def benchmark_summary(
+    scores: pd.DataFrame, n_bootstrap: int = 10_000, seed: int = 0, level: float = 0.95
+) -> pd.DataFrame:
     """Mean over repeats and percentile-bootstrap interval of AUROC and AP per dataset x outlier count x method.
 
     Each cell's bootstrap draws from its own `numpy.random.default_rng(seed + cell number)`, so
@@ -199,20 +221,27 @@ def benchmark_summary(scores: pd.DataFrame, n_bootstrap: int = 10_000, seed: int
         row.update(chance_ap=g.chance_ap.mean(), seconds=g.seconds.mean())
         rows.append(row)
     out = pd.DataFrame(rows)
-    return out.sort_values(["dataset", "n_outliers", "method"], key=lambda s: s.map(order) if s.name == "method" else s,
-                           ignore_index=True)
+    return out.sort_values(
+        ["dataset", "n_outliers", "method"], key=lambda s: s.map(order) if s.name == "method" else s, ignore_index=True
+    )
 
 
 def format_summary(summary: pd.DataFrame) -> pd.DataFrame:
     """The summary as text cells, 'mean [low, high]', one row per dataset x outliers x method."""
+
     def cell(row, m):
         return f"{row[m]:.3f} [{row[m + '_low']:.3f}, {row[m + '_high']:.3f}]"
 
-    return pd.DataFrame({
-        "dataset": summary.dataset, "outliers": summary.n_outliers,
-        "method": summary.method.map(METHOD_LABELS), "AUROC [95% CI]": summary.apply(cell, axis=1, m="auroc"),
-        "AP [95% CI]": summary.apply(cell, axis=1, m="ap"), "AP chance": summary.chance_ap.map("{:.3f}".format),
-    })
+    return pd.DataFrame(
+        {
+            "dataset": summary.dataset,
+            "outliers": summary.n_outliers,
+            "method": summary.method.map(METHOD_LABELS),
+            "AUROC [95% CI]": summary.apply(cell, axis=1, m="auroc"),
+            "AP [95% CI]": summary.apply(cell, axis=1, m="ap"),
+            "AP chance": summary.chance_ap.map("{:.3f}".format),
+        }
+    )
 
 
 def cost_table(runs, scores: pd.DataFrame) -> pd.DataFrame:
@@ -229,9 +258,14 @@ def cost_table(runs, scores: pd.DataFrame) -> pd.DataFrame:
         m, c = res.manifest, res.config
         partial = not m.get("complete") or m.get("resumed_from_epoch", 0) != 0
         compute = sum(m.get(k, 0.0) for k in ("train_s", "generate_s", "metric_s"))
-        row = {"run": res.path.name, "dataset": c.dataset, "n_outliers": c.n_outliers, "epochs": c.epochs,
-               "diffusion_wall_s_per_set": np.nan if partial else m.get("wall_s_this_session", np.nan) / c.n_repeats,
-               "diffusion_compute_s_per_set": np.nan if partial else compute / c.n_repeats}
+        row = {
+            "run": res.path.name,
+            "dataset": c.dataset,
+            "n_outliers": c.n_outliers,
+            "epochs": c.epochs,
+            "diffusion_wall_s_per_set": np.nan if partial else m.get("wall_s_this_session", np.nan) / c.n_repeats,
+            "diffusion_compute_s_per_set": np.nan if partial else compute / c.n_repeats,
+        }
         per = scores[scores.run == res.path.name].groupby("method").seconds.mean()
         row.update({f"{meth}_s": per.get(meth, np.nan) for meth in METHODS})
         rows.append(row)
@@ -243,21 +277,55 @@ def plot_benchmark(summary: pd.DataFrame):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    colours = {"first_copy": "#d62728", "copy_rarity": "#ff7f0e", "first_copy_null": "#7f7f7f", "isolation_forest": "#1f77b4", "lof": "#2ca02c",
-               "knn": "#9467bd"}
+    colours = {
+        "first_copy": "#d62728",
+        "copy_rarity": "#ff7f0e",
+        "first_copy_null": "#7f7f7f",
+        "isolation_forest": "#1f77b4",
+        "lof": "#2ca02c",
+        "knn": "#9467bd",
+    }
     fig = make_subplots(rows=1, cols=2, subplot_titles=("AUROC (0.5 = chance)", "average precision (dashes: chance)"))
     summary = summary.assign(cell=summary.dataset + ", " + summary.n_outliers.astype(str) + " outliers")
     for method, g in summary.groupby("method", sort=False):
         for col, metric in ((1, "auroc"), (2, "ap")):
-            fig.add_trace(go.Scatter(
-                x=g.cell, y=g[metric], mode="markers", name=METHOD_LABELS[method], legendgroup=method,
-                showlegend=col == 1, marker=dict(color=colours[method], size=9),
-                error_y=dict(type="data", symmetric=False, array=g[f"{metric}_high"] - g[metric],
-                             arrayminus=g[metric] - g[f"{metric}_low"])), row=1, col=col)
+            fig.add_trace(
+                go.Scatter(
+                    x=g.cell,
+                    y=g[metric],
+                    mode="markers",
+                    name=METHOD_LABELS[method],
+                    legendgroup=method,
+                    showlegend=col == 1,
+                    marker=dict(color=colours[method], size=9),
+                    error_y=dict(
+                        type="data",
+                        symmetric=False,
+                        array=g[f"{metric}_high"] - g[metric],
+                        arrayminus=g[metric] - g[f"{metric}_low"],
+                    ),
+                ),
+                row=1,
+                col=col,
+            )
     chance = summary.drop_duplicates("cell")
-    fig.add_trace(go.Scatter(x=chance.cell, y=chance.chance_ap, mode="markers", name="chance",
-                             marker=dict(symbol="line-ew-open", size=24, color="black")), row=1, col=2)
+    fig.add_trace(
+        go.Scatter(
+            x=chance.cell,
+            y=chance.chance_ap,
+            mode="markers",
+            name="chance",
+            marker=dict(symbol="line-ew-open", size=24, color="black"),
+        ),
+        row=1,
+        col=2,
+    )
     fig.add_hline(y=0.5, line_dash="dash", line_color="grey", row=1, col=1)
-    fig.update_layout(scattermode="group", height=430, title="Recovering injected outliers: mean over repeats, 95% "
-                      "bootstrap interval", yaxis_range=[0, 1.02], yaxis2_range=[0, 1.02])
+    fig.update_layout(
+        scattermode="group",
+        height=430,
+        title="Recovering injected outliers: mean over repeats, 95% bootstrap interval",
+        yaxis_range=[0, 1.02],
+        yaxis2_range=[0, 1.02],
+    )
     return fig

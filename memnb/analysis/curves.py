@@ -21,8 +21,18 @@ from scipy import stats
 from ..core.vocabulary import DISPLAY_GROUPS, VALUES
 from .stats import onset_epoch
 
-SUMMARY_COLUMNS = ["group", "n_points", "final_epoch", "memorized_%", "memorized_ci95_%", "memorized_null_%",
-                   "copied_%", "copied_null_%", "first_epoch_memorized_above_null", "first_epoch_copied_above_null"]
+SUMMARY_COLUMNS = [
+    "group",
+    "n_points",
+    "final_epoch",
+    "memorized_%",
+    "memorized_ci95_%",
+    "memorized_null_%",
+    "copied_%",
+    "copied_null_%",
+    "first_epoch_memorized_above_null",
+    "first_epoch_copied_above_null",
+]
 
 
 def select(table: pd.DataFrame, criterion: str, threshold: float) -> pd.DataFrame:
@@ -32,16 +42,20 @@ def select(table: pd.DataFrame, criterion: str, threshold: float) -> pd.DataFram
         raise ValueError(f"criterion {criterion!r} not in the table; present: {sorted(table.criterion.unique())}")
     rows = rows[np.isclose(rows.threshold.to_numpy(np.float64), threshold, rtol=0, atol=1e-9)]
     if rows.empty:
-        raise ValueError(f"threshold {threshold} is not tabulated for {criterion!r} (tabulated: "
-                         f"{sorted(table[table.criterion == criterion].threshold.unique())}); use Results.rates_at")
+        raise ValueError(
+            f"threshold {threshold} is not tabulated for {criterion!r} (tabulated: "
+            f"{sorted(table[table.criterion == criterion].threshold.unique())}); use Results.rates_at"
+        )
     return rows.reset_index(drop=True)
 
 
 def _one_setting(table: pd.DataFrame) -> tuple[str, float]:
     crit, thr = table.criterion.unique(), table.threshold.unique()
     if len(crit) != 1 or len(thr) != 1:
-        raise ValueError(f"expected the rows of one criterion at one threshold, got criteria {list(crit)} and "
-                         f"thresholds {list(thr)}; use plots.select(table, criterion, threshold)")
+        raise ValueError(
+            f"expected the rows of one criterion at one threshold, got criteria {list(crit)} and "
+            f"thresholds {list(thr)}; use plots.select(table, criterion, threshold)"
+        )
     return str(crit[0]), float(thr[0])
 
 
@@ -66,8 +80,9 @@ def curve_stats(table: pd.DataFrame, value: str = "memorized", confidence: float
     return out.reset_index()
 
 
-def first_epoch_above_null(table: pd.DataFrame, value: str = "memorized", rel_margin: float = 0.1,
-                           n_sem: float = 2.0) -> dict[str, int | None]:
+def first_epoch_above_null(
+    table: pd.DataFrame, value: str = "memorized", rel_margin: float = 0.1, n_sem: float = 2.0
+) -> dict[str, int | None]:
     """{group: first evaluated epoch whose mean exceeds its null level (see the module docstring), or None}.
 
     The one onset rule of memnb (`stats.onset_epoch`) applied to the mean over repeats of value - null:
@@ -81,8 +96,9 @@ def first_epoch_above_null(table: pd.DataFrame, value: str = "memorized", rel_ma
     out: dict[str, int | None] = {}
     for group, rows in s.groupby(level="group"):
         margin = np.maximum(rel_margin * rows["null"].to_numpy(np.float64), 1e-4)  # NaN null: never above
-        onset = onset_epoch(rows.index.get_level_values("epoch"), rows["mean"].to_numpy(), margin,
-                            rows["sem"].to_numpy(), n_sem)
+        onset = onset_epoch(
+            rows.index.get_level_values("epoch"), rows["mean"].to_numpy(), margin, rows["sem"].to_numpy(), n_sem
+        )
         out[str(group)] = None if np.isnan(onset) else int(onset)
     return out
 
@@ -98,18 +114,20 @@ def summary(table: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
         m = mem[(mem.group == group) & (mem.epoch == last)].iloc[0]
         c = cop[(cop.group == group) & (cop.epoch == last)].iloc[0]
         n_points = table.loc[table.group == group, "n_group_points"].iloc[0] if "n_group_points" in table else np.nan
-        rows.append({
-            "group": group,
-            "n_points": int(n_points),
-            "final_epoch": last,
-            "memorized_%": 100 * m["mean"],
-            "memorized_ci95_%": 100 * m["half"],
-            "memorized_null_%": 100 * m["null_mean"],
-            "copied_%": 100 * c["mean"],
-            "copied_null_%": 100 * c["null_mean"],
-            "first_epoch_memorized_above_null": first_m.get(group),
-            "first_epoch_copied_above_null": first_c.get(group),
-        })
+        rows.append(
+            {
+                "group": group,
+                "n_points": int(n_points),
+                "final_epoch": last,
+                "memorized_%": 100 * m["mean"],
+                "memorized_ci95_%": 100 * m["half"],
+                "memorized_null_%": 100 * m["null_mean"],
+                "copied_%": 100 * c["mean"],
+                "copied_null_%": 100 * c["null_mean"],
+                "first_epoch_memorized_above_null": first_m.get(group),
+                "first_epoch_copied_above_null": first_c.get(group),
+            }
+        )
     df = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     for col in ("first_epoch_memorized_above_null", "first_epoch_copied_above_null"):
         df[col] = df[col].astype("Int64")  # None -> <NA>: never above

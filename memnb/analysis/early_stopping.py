@@ -30,7 +30,6 @@ epochs to callbacks, so a run can be judged after the fact exactly as it would h
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -38,12 +37,11 @@ import pandas as pd
 from ..core.callbacks import EpochContext, check_callbacks  # noqa: F401 (re-exported: the protocol's context)
 from ..core.config import ExperimentConfig
 from ..core.registry import CRITERIA
-from ..core.vocabulary import GROUP_LABELS, VALUES
+from ..core.vocabulary import GROUP_LABELS, GROUPS, VALUES
 from ..experiment.replay import context_of, first_stop, replay  # noqa: F401 (re-exported for the study's users)
 from ..experiment.runner import run_experiment
 from ..experiment.tabulate import summarize, summary_at, summary_shape
 from .quality import energy_distance
-
 
 
 def _criterion_threshold(config: ExperimentConfig, criterion: str, k: float | None) -> float:
@@ -53,8 +51,9 @@ def _criterion_threshold(config: ExperimentConfig, criterion: str, k: float | No
     return config.own_threshold(criterion)
 
 
-def epoch_rates(arrays: dict, context: EpochContext, criterion: str, k: float | None, group: str,
-                value: str) -> tuple[np.ndarray, np.ndarray]:
+def epoch_rates(
+    arrays: dict, context: EpochContext, criterion: str, k: float | None, group: str, value: str
+) -> tuple[np.ndarray, np.ndarray]:
     """(observed (R,), null (R,)) rates in [0, 1] of one group at one evaluated epoch.
 
     Read from the epoch's stored ``summary`` (R, criterion, source, normalisation, group+all, K)
@@ -69,8 +68,10 @@ def epoch_rates(arrays: dict, context: EpochContext, criterion: str, k: float | 
     else:
         j = int(hit[0])
     at = dict(criterion=criterion, value=value, group=group, threshold_index=j)
-    return (summary_at(s, source="generated", **at).astype(np.float64),
-            summary_at(s, source="null", **at).astype(np.float64))
+    return (
+        summary_at(s, source="generated", **at).astype(np.float64),
+        summary_at(s, source="null", **at).astype(np.float64),
+    )
 
 
 class EarlyStopping:
@@ -85,9 +86,17 @@ class EarlyStopping:
     runner to stop (True) or only record (False).
     """
 
-    def __init__(self, group: str = "outlier", value: str = "copied", criterion: str = "paper",
-                 k: float | None = None, threshold: float = 0.1, patience: int = 1, null_corrected: bool = True,
-                 stop: bool = True):
+    def __init__(
+        self,
+        group: str = "outlier",
+        value: str = "copied",
+        criterion: str = "paper",
+        k: float | None = None,
+        threshold: float = 0.1,
+        patience: int = 1,
+        null_corrected: bool = True,
+        stop: bool = True,
+    ):
         def fail(name, v, allowed):
             raise ValueError(f"EarlyStopping field {name!r} = {v!r} is invalid; allowed: {allowed}")
 
@@ -97,7 +106,9 @@ class EarlyStopping:
             fail("value", value, " | ".join(VALUES))
         if criterion not in CRITERIA:
             fail("criterion", criterion, " | ".join(CRITERIA.names()))
-        if k is not None and not (isinstance(k, (int, float)) and not isinstance(k, bool) and math.isfinite(k) and k > 1):
+        if k is not None and not (
+            isinstance(k, (int, float)) and not isinstance(k, bool) and math.isfinite(k) and k > 1
+        ):
             fail("k", k, "None (the run's own threshold) or a finite number > 1")
         if not (isinstance(threshold, (int, float)) and not isinstance(threshold, bool) and -1 < threshold < 1):
             fail("threshold", threshold, "a number > -1 and < 1 (a share, or a difference of shares)")
@@ -111,9 +122,17 @@ class EarlyStopping:
         self.reset()
 
     def settings(self) -> dict:
-        return {"callback": "EarlyStopping", "group": self.group, "value": self.value, "criterion": self.criterion,
-                "k": self.k, "threshold": self.threshold, "patience": self.patience,
-                "null_corrected": self.null_corrected, "stop": self.stop}
+        return {
+            "callback": "EarlyStopping",
+            "group": self.group,
+            "value": self.value,
+            "criterion": self.criterion,
+            "k": self.k,
+            "threshold": self.threshold,
+            "patience": self.patience,
+            "null_corrected": self.null_corrected,
+            "stop": self.stop,
+        }
 
     def reset(self) -> None:
         self.history: list[dict] = []
@@ -145,8 +164,15 @@ class EarlyStopping:
         fires = self.stop_epoch is None and self._run >= self.patience
         if fires:
             self.stop_epoch = int(epoch)
-        self.history.append({"epoch": int(epoch), "signal": signal, "observed": observed.tolist(),
-                             "null": null_mean.tolist(), "excess": excess.tolist()})
+        self.history.append(
+            {
+                "epoch": int(epoch),
+                "signal": signal,
+                "observed": observed.tolist(),
+                "null": null_mean.tolist(),
+                "excess": excess.tolist(),
+            }
+        )
         return fires
 
     def __call__(self, epoch: int, arrays: dict, context: EpochContext) -> bool:
@@ -156,8 +182,12 @@ class EarlyStopping:
 
     def record(self) -> dict:
         """Settings, the epoch at which it fired (None: never), each repeat's own crossing epoch, and the signal per epoch."""
-        return {**self.settings(), "stop_epoch": self.stop_epoch, "repeat_stop_epochs": self.repeat_stop_epochs,
-                "history": self.history}
+        return {
+            **self.settings(),
+            "stop_epoch": self.stop_epoch,
+            "repeat_stop_epochs": self.repeat_stop_epochs,
+            "history": self.history,
+        }
 
 
 # -- what stopping buys: measured on a stored full-length run --------------------------------------------
@@ -173,7 +203,9 @@ def quality_by_epoch(results, seed: int = 0) -> pd.DataFrame:
     c, test = results.config, results.data["test_points"]
     rows = []
     for r in range(c.n_repeats):
-        fresh = sample_data_distribution(c, make_training_set(c, r), c.n_generate_points, np.random.default_rng(seed + r))
+        fresh = sample_data_distribution(
+            c, make_training_set(c, r), c.n_generate_points, np.random.default_rng(seed + r)
+        )
         ref = energy_distance(fresh, test[r])
         for e in results.evaluated_epochs:
             samples = results.epoch_arrays(e)["samples"][r].astype(np.float64)
@@ -217,10 +249,19 @@ def evaluate_stopping(results, callbacks, seed: int = 0, quality: pd.DataFrame |
         ex = excess_frame(signal_frame(table, cb.criterion, k, "copied")).set_index(["repeat", "group", "epoch"]).excess
         for r, stop in enumerate(cb_record["repeat_stop_epochs"]):
             at = final if stop is None else stop
-            row = {"callback": label(cb), "repeat": r, "stop_epoch": np.nan if stop is None else stop, "final_epoch": final,
-                   "epochs_saved": final - at, "energy_stop": q.loc[(r, at), "energy"],
-                   "energy_final": q.loc[(r, final), "energy"], "energy_reference": q.loc[(r, final), "energy_reference"]}
-            row["energy_change"] = row["energy_stop"] - row["energy_final"]  # paired, per repeat: < 0 = better at the stop
+            row = {
+                "callback": label(cb),
+                "repeat": r,
+                "stop_epoch": np.nan if stop is None else stop,
+                "final_epoch": final,
+                "epochs_saved": final - at,
+                "energy_stop": q.loc[(r, at), "energy"],
+                "energy_final": q.loc[(r, final), "energy"],
+                "energy_reference": q.loc[(r, final), "energy_reference"],
+            }
+            row["energy_change"] = (
+                row["energy_stop"] - row["energy_final"]
+            )  # paired, per repeat: < 0 = better at the stop
             for g in sorted(set(ex.index.get_level_values("group"))):
                 row[f"excess_{g}_stop"], row[f"excess_{g}_final"] = ex.loc[(r, g, at)], ex.loc[(r, g, final)]
                 row[f"avoided_{g}"] = row[f"excess_{g}_final"] - row[f"excess_{g}_stop"]
@@ -248,7 +289,9 @@ def evaluate_runs(runs, callbacks, seed: int = 0, quality: pd.DataFrame | None =
     return pd.concat(frames, ignore_index=True)
 
 
-def stopping_summary(evaluation: pd.DataFrame, by=("callback",), n_bootstrap: int = 10_000, seed: int = 0) -> pd.DataFrame:
+def stopping_summary(
+    evaluation: pd.DataFrame, by=("callback",), n_bootstrap: int = 10_000, seed: int = 0
+) -> pd.DataFrame:
     """Mean over repeats, with a percentile-bootstrap interval (own generator per cell), of the numeric
     columns of `evaluate_stopping` per `by` cell; plus stopped (repeats that crossed) and n_repeats.
 
@@ -273,11 +316,14 @@ def stopping_summary(evaluation: pd.DataFrame, by=("callback",), n_bootstrap: in
 def format_summary(summary: pd.DataFrame, by=("callback",)) -> pd.DataFrame:
     """The summary as text: stopped repeats, stop epoch, epochs saved, energy distance at the stop and at the end
     (and of fresh data), and each group's copied excess at the stop and at the end, as 'mean [low, high]'."""
+
     def cell(col, digits=3):
         if col not in summary:
             return None
-        return [("never" if np.isnan(m) else f"{m:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]")
-                for m, lo, hi in zip(summary[col], summary[f"{col}_low"], summary[f"{col}_high"])]
+        return [
+            ("never" if np.isnan(m) else f"{m:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]")
+            for m, lo, hi in zip(summary[col], summary[f"{col}_low"], summary[f"{col}_high"])
+        ]
 
     out = {k: summary[k] for k in by}
     out["stopped"] = [f"{s}/{n}" for s, n in zip(summary.stopped, summary.n_repeats)]
@@ -287,7 +333,7 @@ def format_summary(summary: pd.DataFrame, by=("callback",)) -> pd.DataFrame:
     out["energy at end"] = cell("energy_final")
     out["energy stop - end"] = cell("energy_change")
     out["energy, fresh data"] = cell("energy_reference")
-    for g in ("inlier", "outlier", "duplicate"):
+    for g in GROUPS:
         if f"excess_{g}_stop" in summary:
             out[f"{g} excess at end"] = cell(f"excess_{g}_final")
             out[f"{g} avoided"] = cell(f"avoided_{g}")
@@ -309,40 +355,70 @@ def stopped_run(results, callback: EarlyStopping, root) -> dict:
     def seconds(m, wall):
         if m.get("resumed_from_epoch", 0) != 0:
             return None
-        return round(m["wall_s_this_session"] if wall else sum(m.get(k, 0.0) for k in ("train_s", "generate_s", "metric_s")), 1)
+        return round(
+            m["wall_s_this_session"] if wall else sum(m.get(k, 0.0) for k in ("train_s", "generate_s", "metric_s")), 1
+        )
 
     a, b = stopped.table(), results.table()
     b = b[b.epoch.isin(a.epoch.unique())].reset_index(drop=True)
-    return {"run": results.path.name, "stopped_at_epoch": stopped.stopped_at_epoch, "complete": stopped.complete,
-            "stopped_wall_s": seconds(stopped.manifest, True), "full_wall_s": seconds(results.manifest, True),
-            "stopped_compute_s": seconds(stopped.manifest, False), "full_compute_s": seconds(results.manifest, False),
-            "identical": bool(a.reset_index(drop=True).equals(b))}
+    return {
+        "run": results.path.name,
+        "stopped_at_epoch": stopped.stopped_at_epoch,
+        "complete": stopped.complete,
+        "stopped_wall_s": seconds(stopped.manifest, True),
+        "full_wall_s": seconds(results.manifest, True),
+        "stopped_compute_s": seconds(stopped.manifest, False),
+        "full_compute_s": seconds(results.manifest, False),
+        "identical": bool(a.reset_index(drop=True).equals(b)),
+    }
 
 
 def plot_quality(quality: pd.DataFrame, evaluation: pd.DataFrame | None = None):
     """Plotly figure: energy distance to the test points over epochs (mean over repeats), one line per run,
     the fresh-data reference dashed; markers at each callback's stop epochs (per repeat) when `evaluation`
     (from `evaluate_runs`) is given. quality: `quality_by_epoch` frames concatenated with a ``run`` column."""
-    import plotly.graph_objects as go
-
     import plotly.colors
+    import plotly.graph_objects as go
 
     fig = go.Figure()
     palette = plotly.colors.qualitative.Plotly
     for i, (run, g) in enumerate(quality.groupby("run", sort=False)):
         m = g.groupby("epoch")[["energy", "energy_reference"]].mean()
         colour = palette[i % len(palette)]
-        fig.add_trace(go.Scatter(x=m.index, y=m.energy, name=run.rsplit("-r", 1)[0], mode="lines+markers",
-                                 line=dict(color=colour)))
-        fig.add_trace(go.Scatter(x=m.index, y=m.energy_reference, mode="lines", showlegend=False,
-                                 line=dict(dash="dash", color=colour), hoverinfo="skip"))
+        fig.add_trace(
+            go.Scatter(
+                x=m.index, y=m.energy, name=run.rsplit("-r", 1)[0], mode="lines+markers", line=dict(color=colour)
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=m.index,
+                y=m.energy_reference,
+                mode="lines",
+                showlegend=False,
+                line=dict(dash="dash", color=colour),
+                hoverinfo="skip",
+            )
+        )
     if evaluation is not None:
         symbols = ["triangle-down", "x", "diamond", "star"]
         for i, (cb, g) in enumerate(evaluation.dropna(subset=["stop_epoch"]).groupby("callback", sort=False)):
-            fig.add_trace(go.Scatter(x=g.stop_epoch, y=g.energy_stop, mode="markers", name=f"stop: {cb}",
-                                     marker=dict(symbol=symbols[i % len(symbols)], size=9, color="black")))
-    fig.update_layout(title="Sample quality over training: energy distance to held-out points (dashed: fresh data)",
-                      xaxis_title="epoch", yaxis_title="energy distance D", yaxis_type="log", height=450)
+            fig.add_trace(
+                go.Scatter(
+                    x=g.stop_epoch,
+                    y=g.energy_stop,
+                    mode="markers",
+                    name=f"stop: {cb}",
+                    marker=dict(symbol=symbols[i % len(symbols)], size=9, color="black"),
+                )
+            )
+    fig.update_layout(
+        title="Sample quality over training: energy distance to held-out points (dashed: fresh data)",
+        xaxis_title="epoch",
+        yaxis_title="energy distance D",
+        yaxis_type="log",
+        height=450,
+    )
     return fig
 
 

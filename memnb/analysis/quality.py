@@ -25,7 +25,7 @@ def _mean_pairwise(a: np.ndarray, b: np.ndarray, chunk: int = 4096) -> float:
     """Mean Euclidean distance over all pairs (a_i, b_j); in chunks so that memory stays O(chunk * len(b))."""
     total = 0.0
     for i in range(0, len(a), chunk):
-        total += cdist(a[i:i + chunk], b).sum()
+        total += cdist(a[i : i + chunk], b).sum()
     return total / (len(a) * len(b))
 
 

@@ -20,8 +20,18 @@ def sanity_problems(table: pd.DataFrame, config, null_tolerance: float = 0.03) -
     formula `chance_level(n_train, n_test, ratio)`, which ignores the outlier cluster).
     """
     problems: list[str] = []
-    need = ["repeat", "epoch", "group", "criterion", "threshold", "memorized", "memorized_null", "copied",
-            "copied_null", "n_group_points"]
+    need = [
+        "repeat",
+        "epoch",
+        "group",
+        "criterion",
+        "threshold",
+        "memorized",
+        "memorized_null",
+        "copied",
+        "copied_null",
+        "n_group_points",
+    ]
     missing = [c for c in need if c not in table.columns]
     if missing:
         return [f"columns missing: {missing}"]
@@ -53,8 +63,10 @@ def sanity_problems(table: pd.DataFrame, config, null_tolerance: float = 0.03) -
         problems.append(f"criteria present {sorted(set(table.criterion))}; expected at least ['paper', 'train_only']")
     epochs = sorted(table.epoch.unique().tolist())
     if epochs != list(config.eval_epochs):
-        problems.append(f"evaluated epochs {epochs[:5]}... ({len(epochs)}) differ from the config's "
-                        f"{list(config.eval_epochs)[:5]}... ({len(config.eval_epochs)})")
+        problems.append(
+            f"evaluated epochs {epochs[:5]}... ({len(epochs)}) differ from the config's "
+            f"{list(config.eval_epochs)[:5]}... ({len(config.eval_epochs)})"
+        )
     repeats = sorted(table.repeat.unique().tolist())
     if repeats != list(range(config.n_repeats)):
         problems.append(f"repeats {repeats} differ from the config's {config.n_repeats}")
@@ -73,10 +85,12 @@ def sanity_problems(table: pd.DataFrame, config, null_tolerance: float = 0.03) -
         null = float(paper.memorized_null.mean())
         want = expected_null(config)
         if not abs(null - want) <= null_tolerance:
-            problems.append(f"null level {100 * null:.2f}% of the paper criterion (all groups, ratio {config.ratio}) is "
-                            f"more than {100 * null_tolerance:.0f} points from its analytic value {100 * want:.2f}% "
-                            f"(plain formula n/(n+k^d m): "
-                            f"{100 * chance_level(config.n_train, config.n_test_points, config.ratio, config.dim):.2f}%)")
+            problems.append(
+                f"null level {100 * null:.2f}% of the paper criterion (all groups, ratio {config.ratio}) is "
+                f"more than {100 * null_tolerance:.0f} points from its analytic value {100 * want:.2f}% "
+                f"(plain formula n/(n+k^d m): "
+                f"{100 * chance_level(config.n_train, config.n_test_points, config.ratio, config.dim):.2f}%)"
+            )
     return problems
 
 
@@ -86,7 +100,9 @@ def check_sanity(table: pd.DataFrame, config, null_tolerance: float = 0.03) -> s
     if problems:
         raise AssertionError("sanity checks failed:\n- " + "\n- ".join(problems))
     paper = table[(table.criterion == "paper") & np.isclose(table.threshold, config.ratio) & (table.group == "all")]
-    return (f"sanity checks passed: {len(table)} rows, shares within [0, 1], 4 groups, {table.repeat.nunique()} repeats x "
-            f"{table.epoch.nunique()} epochs; null level {100 * paper.memorized_null.mean():.2f}% vs analytic "
-            f"{100 * expected_null(config):.2f}% (outlier-aware) / "
-            f"{100 * chance_level(config.n_train, config.n_test_points, config.ratio, config.dim):.2f}% (n/(n+k^d m))")
+    return (
+        f"sanity checks passed: {len(table)} rows, shares within [0, 1], 4 groups, {table.repeat.nunique()} repeats x "
+        f"{table.epoch.nunique()} epochs; null level {100 * paper.memorized_null.mean():.2f}% vs analytic "
+        f"{100 * expected_null(config):.2f}% (outlier-aware) / "
+        f"{100 * chance_level(config.n_train, config.n_test_points, config.ratio, config.dim):.2f}% (n/(n+k^d m))"
+    )

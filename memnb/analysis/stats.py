@@ -118,8 +118,9 @@ def censor(times, censor_at: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 # -- intervals and tests over repeats -------------------------------------------------------------
-def bootstrap_ci(values, n_bootstrap: int = 10_000, seed: int = 0, level: float = 0.95,
-                 statistic=np.mean) -> tuple[float, float, float]:
+def bootstrap_ci(
+    values, n_bootstrap: int = 10_000, seed: int = 0, level: float = 0.95, statistic=np.mean
+) -> tuple[float, float, float]:
     """(estimate, low, high): percentile bootstrap interval of `statistic` over repeats.
 
     values: (R,) one number per repeat (NaN entries are dropped first); resamples R repeats with
@@ -194,8 +195,9 @@ def rank_biserial(diff) -> float:
 
 
 # -- from stored results to signals ---------------------------------------------------------------
-def signal_frame(table: pd.DataFrame, criterion: str, threshold: float, value: str = "copied",
-                 cells: pd.DataFrame | None = None) -> pd.DataFrame:
+def signal_frame(
+    table: pd.DataFrame, criterion: str, threshold: float, value: str = "copied", cells: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Signal frame (repeat, epoch, group, signal, null) of one criterion and threshold of a results table.
 
     table: `Results.table()` or `Results.rates_at(...)` rows. value ``copied``: the share of the
@@ -220,8 +222,12 @@ def signal_frame(table: pd.DataFrame, criterion: str, threshold: float, value: s
     elif value == "conditional":
         if cells is None:
             raise ValueError("value 'conditional' needs the samples per cell (cells=Results.zu())")
-        n = t.merge(cells[["repeat", "epoch", "group", "n_generated", "n_null"]], how="left",
-                    on=["repeat", "epoch", "group"], suffixes=("", "_cell"))
+        n = t.merge(
+            cells[["repeat", "epoch", "group", "n_generated", "n_null"]],
+            how="left",
+            on=["repeat", "epoch", "group"],
+            suffixes=("", "_cell"),
+        )
         with np.errstate(divide="ignore", invalid="ignore"):
             sig = n.memorized.to_numpy() * n.n_generated.to_numpy() / n.n_generated_cell.to_numpy()
             null = n.memorized_null.to_numpy() * n.n_generated.to_numpy() / n.n_null.to_numpy()
@@ -232,9 +238,17 @@ def signal_frame(table: pd.DataFrame, criterion: str, threshold: float, value: s
         share = t.n_group_points.to_numpy() / n_train
         sig, null = t.memorized / share, t.memorized_null / share
         n, scale = t.n_generated.to_numpy(np.float64), 1 / share  # a share of all samples, rescaled
-    return pd.DataFrame({"repeat": t.repeat.to_numpy(), "epoch": t.epoch.to_numpy(), "group": t.group.to_numpy(),
-                         "signal": np.asarray(sig, np.float64), "null": np.asarray(null, np.float64),
-                         "n": n, "scale": scale}).sort_values(["repeat", "group", "epoch"], ignore_index=True)
+    return pd.DataFrame(
+        {
+            "repeat": t.repeat.to_numpy(),
+            "epoch": t.epoch.to_numpy(),
+            "group": t.group.to_numpy(),
+            "signal": np.asarray(sig, np.float64),
+            "null": np.asarray(null, np.float64),
+            "n": n,
+            "scale": scale,
+        }
+    ).sort_values(["repeat", "group", "epoch"], ignore_index=True)
 
 
 def zu_effect(z_u, n_generated, n_test):
@@ -259,12 +273,16 @@ def zu_signal_frame(zu: pd.DataFrame) -> pd.DataFrame:
     m, n = t.n_generated.to_numpy(np.float64), t.n_test.to_numpy(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         se = np.sqrt((m + n + 1) / (12 * m * n))  # sd of U/(mn) when both samples share one distribution
-    return pd.DataFrame({
-        "repeat": t.repeat.to_numpy(), "epoch": t.epoch.to_numpy(), "group": t.group.to_numpy(),
-        "signal": -zu_effect(t.z_u, t.n_generated, t.n_test),
-        "null": -zu_effect(t.z_u_null, t.n_null, t.n_test),
-        "se": np.where(np.isfinite(se), se, np.nan),
-    }).sort_values(["repeat", "group", "epoch"], ignore_index=True)
+    return pd.DataFrame(
+        {
+            "repeat": t.repeat.to_numpy(),
+            "epoch": t.epoch.to_numpy(),
+            "group": t.group.to_numpy(),
+            "signal": -zu_effect(t.z_u, t.n_generated, t.n_test),
+            "null": -zu_effect(t.z_u_null, t.n_null, t.n_test),
+            "se": np.where(np.isfinite(se), se, np.nan),
+        }
+    ).sort_values(["repeat", "group", "epoch"], ignore_index=True)
 
 
 def excess_frame(signals: pd.DataFrame, pool_null: bool = True) -> pd.DataFrame:
@@ -322,8 +340,14 @@ def timing_table(signals: pd.DataFrame, margin: float, pool_null: bool = True, z
     rows = []
     for i, r in enumerate(repeats):
         for j, g in enumerate(groups):
-            row = {"repeat": r, "group": g, "onset": onset[i, j], "half": half[i, j], "censor_at": censor_at,
-                   "final_excess": excess[i, j, -1]}
+            row = {
+                "repeat": r,
+                "group": g,
+                "onset": onset[i, j],
+                "half": half[i, j],
+                "censor_at": censor_at,
+                "final_excess": excess[i, j, -1],
+            }
             for name in TIMINGS:
                 cens = bool(np.isnan(row[name]) and not undefined[i, j])
                 row[f"{name}_censored"] = cens
@@ -332,8 +356,9 @@ def timing_table(signals: pd.DataFrame, margin: float, pool_null: bool = True, z
     return pd.DataFrame(rows)
 
 
-def null_corrected(signals: pd.DataFrame, n_bootstrap: int = 2000, seed: int = 0, level: float = 0.95,
-                   pool_null: bool = True) -> pd.DataFrame:
+def null_corrected(
+    signals: pd.DataFrame, n_bootstrap: int = 2000, seed: int = 0, level: float = 0.95, pool_null: bool = True
+) -> pd.DataFrame:
     """Observed minus null per epoch and group: mean over repeats with a bootstrap interval over repeats.
 
     Columns: epoch, group, excess (mean), low, high, signal, null (means), n_repeats. Each
@@ -344,8 +369,18 @@ def null_corrected(signals: pd.DataFrame, n_bootstrap: int = 2000, seed: int = 0
     rows = []
     for k, ((epoch, group), g) in enumerate(s.groupby(["epoch", "group"], sort=True)):
         est, lo, hi = bootstrap_ci(g.excess.to_numpy(), n_bootstrap, seed=seed + k, level=level)
-        rows.append({"epoch": epoch, "group": group, "excess": est, "low": lo, "high": hi,
-                     "signal": g.signal.mean(), "null": g.null.mean(), "n_repeats": int(g.excess.notna().sum())})
+        rows.append(
+            {
+                "epoch": epoch,
+                "group": group,
+                "excess": est,
+                "low": lo,
+                "high": hi,
+                "signal": g.signal.mean(),
+                "null": g.null.mean(),
+                "n_repeats": int(g.excess.notna().sum()),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -366,7 +401,9 @@ def copy_matrix(results, criterion: str, threshold: float, epochs=None) -> tuple
         arrays = results.epoch_arrays(e)
         for s, prefix in enumerate(("", "null_")):
             for r in range(R):
-                ratio = ratio_from(criterion, {f: arrays[prefix + f][r] for f in NEIGHBOUR_FIELDS if prefix + f in arrays})
+                ratio = ratio_from(
+                    criterion, {f: arrays[prefix + f][r] for f in NEIGHBOUR_FIELDS if prefix + f in arrays}
+                )
                 mem = is_memorized(criterion, ratio, threshold)
                 hit = np.zeros(locations[r].max() + 1, bool)
                 hit[locations[r][arrays[prefix + "index"][r][mem]]] = True
@@ -386,6 +423,12 @@ def first_copies(results, criterion: str, threshold: float, epochs=None) -> pd.D
     R, N = groups.shape
     first = [first_copy_epochs(epochs, copied[s]) for s in range(2)]
     rr, pp = np.meshgrid(np.arange(R), np.arange(N), indexing="ij")
-    return pd.DataFrame({"repeat": rr.reshape(-1), "point": pp.reshape(-1),
-                         "group": np.asarray(GROUPS)[groups.reshape(-1).astype(np.int64)],
-                         "first_copy": first[0].reshape(-1), "first_copy_null": first[1].reshape(-1)})
+    return pd.DataFrame(
+        {
+            "repeat": rr.reshape(-1),
+            "point": pp.reshape(-1),
+            "group": np.asarray(GROUPS)[groups.reshape(-1).astype(np.int64)],
+            "first_copy": first[0].reshape(-1),
+            "first_copy_null": first[1].reshape(-1),
+        }
+    )

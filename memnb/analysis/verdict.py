@@ -1,6 +1,6 @@
 """The verdict on "outliers memorized last": one row per run x metric variant x timing statistic.
 
-`timings` turns stored runs into per-repeat, per-group memorization times (see memnb.stats) under
+`timings` turns stored runs into per-repeat, per-group memorization times (see memnb.analysis.stats) under
 several metric variants; `verdict_table` compares the outliers' times with the inliers' and the
 duplicates' across repeats, and names the outcome by the rule `RULE`.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 import glob
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -21,8 +21,16 @@ from ..core.config import ExperimentConfig
 from ..core.registry import CRITERIA
 from ..core.vocabulary import GROUP_COLORS
 from ..experiment.results import Results
-from .stats import (TIMINGS, bootstrap_ci, cohens_dz, paired_permutation_test, rank_biserial, signal_frame,
-                    timing_table, zu_signal_frame)
+from .stats import (
+    TIMINGS,
+    bootstrap_ci,
+    cohens_dz,
+    paired_permutation_test,
+    rank_biserial,
+    signal_frame,
+    timing_table,
+    zu_signal_frame,
+)
 
 VERDICTS = ("holds", "reversed", "inconclusive")
 COMPARED = ("inlier", "duplicate")  # the outliers' times are compared with these groups'
@@ -59,7 +67,7 @@ class Variant:
     threshold: float | None = None
     value: str = "copied"
 
-    def resolve(self, config: ExperimentConfig) -> "Variant":
+    def resolve(self, config: ExperimentConfig) -> Variant:
         if self.criterion == "zu" or self.threshold is not None:
             return self
         if self.criterion not in CRITERIA:
@@ -73,19 +81,30 @@ class Variant:
         return f"{self.criterion} {k} ({self.value})"
 
 
-DEFAULT_VARIANTS = (Variant("paper"), Variant("paper", value="conditional"), Variant("train_only"),
-                    Variant("train_only", value="conditional"), Variant("relative"),
-                    Variant("relative", value="conditional"), Variant("zu"))
+DEFAULT_VARIANTS = (
+    Variant("paper"),
+    Variant("paper", value="conditional"),
+    Variant("train_only"),
+    Variant("train_only", value="conditional"),
+    Variant("relative"),
+    Variant("relative", value="conditional"),
+    Variant("zu"),
+)
 
 
 def describe(config: ExperimentConfig) -> str:
     """Short text naming a configuration: dataset, sizes, training, repeats, test set (and the
     outlier cluster's distance and spread where they are not the paper's)."""
     default = ExperimentConfig()
-    extra = "".join(f", {name} {getattr(config, name):g}" for name in ("outlier_distance", "outlier_spread")
-                    if getattr(config, name) != getattr(default, name))
-    return (f"{config.dataset} {config.n_base}+{config.n_duplicates}dup+{config.n_outliers}out, "
-            f"{config.epochs} ep/{config.eval_every}, R={config.n_repeats}, test={config.test_set}{extra}")
+    extra = "".join(
+        f", {name} {getattr(config, name):g}"
+        for name in ("outlier_distance", "outlier_spread")
+        if getattr(config, name) != getattr(default, name)
+    )
+    return (
+        f"{config.dataset} {config.n_base}+{config.n_duplicates}dup+{config.n_outliers}out, "
+        f"{config.epochs} ep/{config.eval_every}, R={config.n_repeats}, test={config.test_set}{extra}"
+    )
 
 
 def find_runs(runs=None, runs_root: str | Path = "outputs/runs") -> list[Results]:
@@ -139,8 +158,14 @@ def run_signals(results: Results, variant: Variant) -> pd.DataFrame | None:
     return signal_frame(rows, v.criterion, v.threshold, v.value, results.zu() if v.value == "conditional" else None)
 
 
-def timings(runs: Iterable[Results], variants=DEFAULT_VARIANTS, margin: float = 0.05,
-            margin_zu: float = 0.05, pool_null: bool = True, z: float = 3.0) -> pd.DataFrame:
+def timings(
+    runs: Iterable[Results],
+    variants=DEFAULT_VARIANTS,
+    margin: float = 0.05,
+    margin_zu: float = 0.05,
+    pool_null: bool = True,
+    z: float = 3.0,
+) -> pd.DataFrame:
     """Per run, variant, repeat and group: onset and half-level epochs (see stats.timing_table).
 
     margin: on the per-point rates (copied share, or memorized share per point) minus their null;
@@ -177,8 +202,9 @@ def decide(comparisons: dict[str, tuple[float, float, float]], alpha: float) -> 
     return "inconclusive"
 
 
-def compare_groups(timing: pd.DataFrame, statistic: str = "onset", n_bootstrap: int = 10_000, seed: int = 0,
-                   alpha: float = 0.05) -> dict:
+def compare_groups(
+    timing: pd.DataFrame, statistic: str = "onset", n_bootstrap: int = 10_000, seed: int = 0, alpha: float = 0.05
+) -> dict:
     """One verdict row from one run's and variant's timing table (stats.timing_table rows).
 
     For each group in COMPARED: mean outlier-minus-group difference of the censored times,
@@ -192,9 +218,12 @@ def compare_groups(timing: pd.DataFrame, statistic: str = "onset", n_bootstrap: 
         raise ValueError(f"timing statistic {statistic!r} is unknown; allowed: {' | '.join(TIMINGS)}")
     wide = timing.pivot(index="repeat", columns="group", values=f"{statistic}_filled")
     cens = timing.pivot(index="repeat", columns="group", values=f"{statistic}_censored")
-    row: dict = {"timing": statistic, "n_repeats": len(wide),
-                 "outliers_censored": int(cens["outlier"].sum()) if "outlier" in cens else 0,
-                 "outliers_timed": int(wide["outlier"].notna().sum()) if "outlier" in wide else 0}
+    row: dict = {
+        "timing": statistic,
+        "n_repeats": len(wide),
+        "outliers_censored": int(cens["outlier"].sum()) if "outlier" in cens else 0,
+        "outliers_timed": int(wide["outlier"].notna().sum()) if "outlier" in wide else 0,
+    }
     comparisons = {}
     for g in COMPARED:
         key = f"out_minus_{g[:3]}"
@@ -208,8 +237,18 @@ def compare_groups(timing: pd.DataFrame, statistic: str = "onset", n_bootstrap: 
             p = paired_permutation_test(diff, seed=seed)
             dz, rb = cohens_dz(diff), rank_biserial(diff)
             n_cens = int(cens[["outlier", g]].to_numpy().sum())
-        row.update({key: est, f"{key}_low": lo, f"{key}_high": hi, f"p_{g[:3]}": p, f"d_z_{g[:3]}": dz,
-                    f"r_rb_{g[:3]}": rb, f"censored_{g[:3]}": n_cens, f"n_pairs_{g[:3]}": pairs})
+        row.update(
+            {
+                key: est,
+                f"{key}_low": lo,
+                f"{key}_high": hi,
+                f"p_{g[:3]}": p,
+                f"d_z_{g[:3]}": dz,
+                f"r_rb_{g[:3]}": rb,
+                f"censored_{g[:3]}": n_cens,
+                f"n_pairs_{g[:3]}": pairs,
+            }
+        )
         comparisons[g] = (lo, hi, p)
     ps = [c[2] for c in comparisons.values() if not math.isnan(c[2])]
     row["p_max"] = max(ps) if ps else math.nan  # the intersection-union p of "later than both"
@@ -228,9 +267,17 @@ def verdict_table(timing: pd.DataFrame, n_bootstrap: int = 10_000, seed: int = 0
     return pd.DataFrame(rows)
 
 
-def verdict(runs=None, runs_root: str | Path = "outputs/runs", variants=DEFAULT_VARIANTS, margin: float = 0.05,
-            margin_zu: float = 0.05, n_bootstrap: int = 10_000, seed: int = 0, alpha: float = 0.05,
-            z: float = 3.0) -> tuple[pd.DataFrame, pd.DataFrame]:
+def verdict(
+    runs=None,
+    runs_root: str | Path = "outputs/runs",
+    variants=DEFAULT_VARIANTS,
+    margin: float = 0.05,
+    margin_zu: float = 0.05,
+    n_bootstrap: int = 10_000,
+    seed: int = 0,
+    alpha: float = 0.05,
+    z: float = 3.0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(verdict table, timing table) of `runs` (see find_runs), in one call."""
     t = timings(find_runs(runs, runs_root), variants, margin, margin_zu, z=z)
     if t.empty:
@@ -240,6 +287,7 @@ def verdict(runs=None, runs_root: str | Path = "outputs/runs", variants=DEFAULT_
 
 def format_table(table: pd.DataFrame) -> pd.DataFrame:
     """The verdict table for reading: differences as 'mean [low, high]' epochs, p-values to 3 digits."""
+
     def interval(row, key):
         if math.isnan(row[key]):
             return "n/a"
@@ -247,8 +295,9 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
 
     out = table[["configuration", "metric", "timing"]].copy()
     for g in ("inl", "dup"):
-        out[f"outlier - {dict(inl='inlier', dup='duplicate')[g]} (epochs)"] = [interval(r, f"out_minus_{g}")
-                                                                             for _, r in table.iterrows()]
+        out[f"outlier - {dict(inl='inlier', dup='duplicate')[g]} (epochs)"] = [
+            interval(r, f"out_minus_{g}") for _, r in table.iterrows()
+        ]
         out[f"p ({g})"] = table[f"p_{g}"].map(lambda p: "n/a" if math.isnan(p) else f"{p:.3f}")
     out["outliers never"] = [f"{c}/{n}" for c, n in zip(table.outliers_censored, table.outliers_timed)]
     out["verdict"] = table["verdict"]
@@ -263,15 +312,23 @@ def runs_report(found: list[Results], alpha: float = 0.05) -> str:
         c = res.config
         state = "complete" if res.complete else f"PARTIAL ({len(res.evaluated_epochs)} epochs evaluated)"
         lines.append(f"  {res.path.name}: {describe(c)} [{state}]")
-        floor = 2 / 2 ** c.n_repeats
+        floor = 2 / 2**c.n_repeats
         if floor >= alpha:
-            lines.append(f"    only {c.n_repeats} repeat(s): the smallest attainable p is 2/2^{c.n_repeats} = "
-                         f"{floor:.3g} >= alpha = {alpha}, so this run can only be 'inconclusive'")
+            lines.append(
+                f"    only {c.n_repeats} repeat(s): the smallest attainable p is 2/2^{c.n_repeats} = "
+                f"{floor:.3g} >= alpha = {alpha}, so this run can only be 'inconclusive'"
+            )
     return "\n".join(lines)
 
 
-def plot_null_corrected(results: Results, value: str = "copied", n_bootstrap: int = 2000, seed: int = 0,
-                        level: float = 0.95, pool_null: bool = True):
+def plot_null_corrected(
+    results: Results,
+    value: str = "copied",
+    n_bootstrap: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+    pool_null: bool = True,
+):
     """Plotly figure of one run: observed minus null per group over epochs, mean over repeats with a
     bootstrap band over repeats; left the paper criterion at the run's ratio, right Meehan's effect."""
     import plotly.graph_objects as go
@@ -280,21 +337,38 @@ def plot_null_corrected(results: Results, value: str = "copied", n_bootstrap: in
     from .stats import null_corrected
 
     c = results.config
-    panels = [(f"paper k={c.ratio:g} ({value})", signal_frame(results.table(), "paper", c.ratio, value, results.zu())),
-              ("Meehan 1/2 - U/mn", zu_signal_frame(results.zu()))]
+    panels = [
+        (f"paper k={c.ratio:g} ({value})", signal_frame(results.table(), "paper", c.ratio, value, results.zu())),
+        ("Meehan 1/2 - U/mn", zu_signal_frame(results.zu())),
+    ]
     fig = make_subplots(rows=1, cols=2, subplot_titles=[p[0] for p in panels])
     for col, (_, sig) in enumerate(panels, start=1):
         nc = null_corrected(sig, n_bootstrap, seed, level, pool_null)
         for g, d in nc.groupby("group"):
             d = d.dropna(subset=["excess"])
-            fig.add_trace(go.Scatter(x=np.r_[d.epoch, d.epoch[::-1]], y=np.r_[d.high, d.low[::-1]], fill="toself",
-                                     line=dict(width=0), fillcolor=GROUP_COLORS[g], opacity=0.2, showlegend=False,
-                                     hoverinfo="skip"), row=1, col=col)
-            fig.add_trace(go.Scatter(x=d.epoch, y=d.excess, name=g, line=dict(color=GROUP_COLORS[g]),
-                                     showlegend=col == 1), row=1, col=col)
+            fig.add_trace(
+                go.Scatter(
+                    x=np.r_[d.epoch, d.epoch[::-1]],
+                    y=np.r_[d.high, d.low[::-1]],
+                    fill="toself",
+                    line=dict(width=0),
+                    fillcolor=GROUP_COLORS[g],
+                    opacity=0.2,
+                    showlegend=False,
+                    hoverinfo="skip",
+                ),
+                row=1,
+                col=col,
+            )
+            fig.add_trace(
+                go.Scatter(x=d.epoch, y=d.excess, name=g, line=dict(color=GROUP_COLORS[g]), showlegend=col == 1),
+                row=1,
+                col=col,
+            )
         fig.add_hline(y=0, line=dict(color="grey", dash="dot"), row=1, col=col)
-    fig.update_layout(title=f"{describe(c)}: observed minus null ({100 * level:.0f}% bootstrap band over repeats)",
-                      height=380)
+    fig.update_layout(
+        title=f"{describe(c)}: observed minus null ({100 * level:.0f}% bootstrap band over repeats)", height=380
+    )
     fig.update_xaxes(title_text="epoch")
     return fig
 
@@ -314,10 +388,20 @@ def plot_first_copies(results: Results, criterion: str = "paper", threshold: flo
     for g, d in fc.groupby("group"):
         for col, dash in (("first_copy", None), ("first_copy_null", "dash")):
             share = [(d[col] <= e).mean() for e in epochs]
-            fig.add_trace(go.Scatter(x=epochs, y=share, name=f"{g}{' (null)' if dash else ''}",
-                                     line=dict(color=GROUP_COLORS[g], dash=dash)))
-    fig.update_layout(title=f"{describe(c)}: share of points copied at least once ({v.label()})",
-                      xaxis_title="epoch", yaxis_title="share of the group's points", height=380)
+            fig.add_trace(
+                go.Scatter(
+                    x=epochs,
+                    y=share,
+                    name=f"{g}{' (null)' if dash else ''}",
+                    line=dict(color=GROUP_COLORS[g], dash=dash),
+                )
+            )
+    fig.update_layout(
+        title=f"{describe(c)}: share of points copied at least once ({v.label()})",
+        xaxis_title="epoch",
+        yaxis_title="share of the group's points",
+        height=380,
+    )
     return fig
 
 
@@ -329,10 +413,19 @@ def plot_timings(timing: pd.DataFrame, statistic: str = "onset"):
     t["time"] = t[f"{statistic}_filled"]
     t["censored"] = np.where(t[f"{statistic}_censored"], "never (censored)", "observed")
     t["run"] = t["configuration"]
-    fig = px.box(t, x="group", y="time", color="group", points="all", facet_row="metric", facet_col="run",
-                 hover_data=["repeat", "censored"], category_orders={"group": ["inlier", "duplicate", "outlier"]},
-                 title=f"Time to memorization per group ({statistic}; censored = one step after the last epoch)",
-                 height=260 * max(1, t.metric.nunique()) + 120)
+    fig = px.box(
+        t,
+        x="group",
+        y="time",
+        color="group",
+        points="all",
+        facet_row="metric",
+        facet_col="run",
+        hover_data=["repeat", "censored"],
+        category_orders={"group": ["inlier", "duplicate", "outlier"]},
+        title=f"Time to memorization per group ({statistic}; censored = one step after the last epoch)",
+        height=260 * max(1, t.metric.nunique()) + 120,
+    )
     fig.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[-1]))
     fig.update_yaxes(title_text="epoch", matches=None)
     return fig

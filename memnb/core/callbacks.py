@@ -51,14 +51,18 @@ def check_callbacks(callbacks) -> list:
     if callbacks is None:
         return []
     if isinstance(callbacks, (str, bytes)) or not hasattr(callbacks, "__iter__"):
-        raise TypeError(f"callbacks = {callbacks!r} is invalid; allowed: None or a list of callback objects "
-                        "(reset(), __call__(epoch, arrays, context) -> bool, record() -> dict; see memnb.core.callbacks)")
+        raise TypeError(
+            f"callbacks = {callbacks!r} is invalid; allowed: None or a list of callback objects "
+            "(reset(), __call__(epoch, arrays, context) -> bool, record() -> dict; see memnb.core.callbacks)"
+        )
     callbacks = list(callbacks)
     for cb in callbacks:
         missing = [m for m in METHODS if not callable(getattr(cb, m, None))]
         if missing:
-            raise TypeError(f"callback {cb!r} lacks {missing}; allowed: objects with reset(), "
-                            "__call__(epoch, arrays, context) -> bool and record() -> dict (see memnb.core.callbacks)")
+            raise TypeError(
+                f"callback {cb!r} lacks {missing}; allowed: objects with reset(), "
+                "__call__(epoch, arrays, context) -> bool and record() -> dict (see memnb.core.callbacks)"
+            )
     return callbacks
 
 

@@ -15,14 +15,14 @@ import numbers
 from dataclasses import dataclass, fields
 from typing import Any
 
+from .device import DEVICES
 from .registry import CRITERIA, DATASETS, DENOISERS
 
-DEVICES = ("auto", "cpu", "cuda")  # resolved by memnb.core.device
 NEIGHBOR_BACKENDS = ("kdtree", "faiss")
 PRECISIONS = ("fp32", "bf16")
 # "base": the paper's test set, fresh base-distribution points only. "matched": the same points plus
 # fresh outlier-cluster draws and fresh near-duplicates of held-out points, in training proportions,
-# so the paper's ratio test compares like with like (see data.make_test_set).
+# so the paper's ratio test compares like with like (see memnb.data.injection.make_test_set).
 TEST_SETS = ("base", "matched")
 # Thresholds at which the stored table is tabulated, for both criteria (ratios >= 1).
 # Any other threshold can be recomputed from the stored per-sample distances.
@@ -137,14 +137,14 @@ class ExperimentConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ExperimentConfig":
+    def from_dict(cls, d: dict[str, Any]) -> ExperimentConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown config field(s) {unknown}; allowed: {sorted(known)}")
         return cls(**d)
 
-    def replace(self, **changes: Any) -> "ExperimentConfig":
+    def replace(self, **changes: Any) -> ExperimentConfig:
         return dataclasses.replace(self, **changes)
 
     def to_json(self) -> str:
@@ -164,6 +164,9 @@ class ExperimentConfig:
             f"{self.dataset}-n{self.n_base}-o{self.n_outliers}-d{self.n_duplicates}"
             f"-e{self.epochs}-r{self.n_repeats}-s{self.seed}-{self.fingerprint()}"
         )
+
+
+CONFIG_FIELDS = tuple(f.name for f in fields(ExperimentConfig))  # in the dataclass's order
 
 
 def _fail(name: str, value: Any, allowed: str) -> None:
@@ -221,8 +224,12 @@ def _validate(c: ExperimentConfig) -> None:
     if c.dataset in DATASETS and c.denoiser in DENOISERS:
         dims = DENOISERS.get(c.denoiser).dims
         if dims is not None and c.dim not in dims:
-            _fail("denoiser", c.denoiser, f"a denoiser for {c.dim}-dimensional data (dataset {c.dataset!r}); "
-                  f"{c.denoiser!r} takes d in {list(dims)}; denoisers: {' | '.join(DENOISERS.names())}")
+            _fail(
+                "denoiser",
+                c.denoiser,
+                f"a denoiser for {c.dim}-dimensional data (dataset {c.dataset!r}); "
+                f"{c.denoiser!r} takes d in {list(dims)}; denoisers: {' | '.join(DENOISERS.names())}",
+            )
     if c.embedding_size % 2:
         _fail("embedding_size", c.embedding_size, "an even integer >= 4 (sin and cos halves)")
     if c.n_duplicates > c.n_base:

@@ -12,8 +12,10 @@ home package (which imports every module it holds) or imported by the user befor
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from typing import Generic, Iterator, TypeVar
+from collections.abc import Iterator
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -33,11 +35,24 @@ class Registry(Generic[T]):
 
     def register(self, record: T) -> T:
         """Add `record` (its ``name`` attribute is the key); a second record of one name is refused."""
-        name = getattr(record, "name")
+        name = record.name
         if name in self._entries and self._entries[name] != record:
             raise ValueError(f"{self.kind} {name!r} is registered twice")
         self._entries[name] = record
         return record
+
+    def unregister(self, name: str) -> None:
+        """Remove entry `name` (KeyError if absent)."""
+        del self._entries[name]
+
+    @contextlib.contextmanager
+    def added(self, record: T):
+        """`record` registered for the duration of a with-block (tests, experiments with a temporary entry)."""
+        self.register(record)
+        try:
+            yield record
+        finally:
+            self.unregister(record.name)
 
     def names(self) -> tuple[str, ...]:
         self._load()

@@ -31,7 +31,9 @@ def numpy_rng(seed: int, repeat: int, stream: Stream, epoch: int = 0) -> np.rand
     return np.random.default_rng(np.random.SeedSequence(_entropy(seed, repeat, stream, epoch)))
 
 
-def torch_generator(seed: int, repeat: int, stream: Stream, epoch: int = 0, device: str | torch.device = "cpu") -> torch.Generator:
+def torch_generator(
+    seed: int, repeat: int, stream: Stream, epoch: int = 0, device: str | torch.device = "cpu"
+) -> torch.Generator:
     """A torch Generator unique to (seed, repeat, stream, epoch), on `device`."""
     state = np.random.SeedSequence(_entropy(seed, repeat, stream, epoch)).generate_state(2, dtype=np.uint32)
     g = torch.Generator(device=device)

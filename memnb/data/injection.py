@@ -85,14 +85,16 @@ def make_training_set(config: ExperimentConfig, repeat: int) -> TrainingSet:
     data_std = float(np.sqrt((base.std(axis=0) ** 2).mean()))
     copies = base[src] + config.duplicate_jitter * data_std * rng.standard_normal((config.n_duplicates, base.shape[1]))
     points = np.concatenate([base, outliers, copies])
-    groups = np.concatenate([
-        np.full(config.n_base, INLIER, np.int8),
-        np.full(config.n_outliers, OUTLIER, np.int8),
-        np.full(config.n_duplicates, DUPLICATE, np.int8),
-    ])
+    groups = np.concatenate(
+        [
+            np.full(config.n_base, INLIER, np.int8),
+            np.full(config.n_outliers, OUTLIER, np.int8),
+            np.full(config.n_duplicates, DUPLICATE, np.int8),
+        ]
+    )
     groups[src] = DUPLICATE
     source = np.full(len(points), -1, np.int64)
-    source[config.n_base + config.n_outliers:] = src
+    source[config.n_base + config.n_outliers :] = src
     return TrainingSet(points=points, groups=groups, source=source, cluster=cluster)
 
 
@@ -118,7 +120,9 @@ def make_test_set(config: ExperimentConfig, repeat: int, train: TrainingSet | No
     return np.concatenate([base, outliers, copies])
 
 
-def sample_data_distribution(config: ExperimentConfig, train: TrainingSet, n: int, rng: np.random.Generator) -> np.ndarray:
+def sample_data_distribution(
+    config: ExperimentConfig, train: TrainingSet, n: int, rng: np.random.Generator
+) -> np.ndarray:
     """(n, d) fresh draws from the process that generated the training set: a perfect generator.
 
     Mixture weights follow the training proportions: base distribution (inliers and the points

@@ -7,7 +7,7 @@ do not depend on which other repeats run beside it.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -25,7 +25,9 @@ class RepeatData:
         self.repeats = list(range(c.n_repeats)) if repeats is None else [int(r) for r in repeats]
         self.train_sets = [make_training_set(c, r) for r in self.repeats]
         self.test_sets = [make_test_set(c, r, ts) for r, ts in zip(self.repeats, self.train_sets)]
-        self.searches = [NeighbourSearch(ts.points, test, c.neighbors) for ts, test in zip(self.train_sets, self.test_sets)]
+        self.searches = [
+            NeighbourSearch(ts.points, test, c.neighbors) for ts, test in zip(self.train_sets, self.test_sets)
+        ]
 
     @property
     def train_points(self) -> np.ndarray:
@@ -68,7 +70,9 @@ class RepeatData:
     def null_draws(self, epoch: int, n: int | None = None) -> np.ndarray:
         """(R, n, d) fresh draws from each repeat's data-generating distribution (a perfect generator)."""
         n = self.config.n_generate_points if n is None else n
-        return np.stack([
-            sample_data_distribution(self.config, ts, n, numpy_rng(self.config.seed, r, Stream.NULL, epoch))
-            for r, ts in zip(self.repeats, self.train_sets)
-        ])
+        return np.stack(
+            [
+                sample_data_distribution(self.config, ts, n, numpy_rng(self.config.seed, r, Stream.NULL, epoch))
+                for r, ts in zip(self.repeats, self.train_sets)
+            ]
+        )

@@ -41,11 +41,32 @@ from ..core.registry import CRITERIA
 from ..core.storage import CorruptRunError
 from ..core.vocabulary import GROUP_LABELS, SOURCE_PREFIX, SOURCES, VALUES
 from ..metric.neighbors import NEIGHBOUR_FIELDS
-from .tabulate import (TABLE_COLUMNS, ZU_COLUMNS, data_copying, group_sizes, held_out_neighbours, location_ids,
-                       summarize, summary_rows, summary_shape, table_thresholds, zu_rows)
+from .tabulate import (
+    TABLE_COLUMNS,
+    ZU_COLUMNS,
+    data_copying,
+    group_sizes,
+    held_out_neighbours,
+    location_ids,
+    summarize,
+    summary_rows,
+    summary_shape,
+    table_thresholds,
+    zu_rows,
+)
 
-__all__ = ["Results", "RateGrid", "CorruptRunError", "TABLE_COLUMNS", "ZU_COLUMNS", "epoch_file", "read_config",
-           "load_npz", "table_thresholds", "summarize"]
+__all__ = [
+    "Results",
+    "RateGrid",
+    "CorruptRunError",
+    "TABLE_COLUMNS",
+    "ZU_COLUMNS",
+    "epoch_file",
+    "read_config",
+    "load_npz",
+    "table_thresholds",
+    "summarize",
+]
 
 
 def epoch_file(path: Path, epoch: int) -> Path:
@@ -67,7 +88,9 @@ def load_npz(f: Path, required: tuple[str, ...]) -> dict[str, np.ndarray]:
         with np.load(f) as z:
             arrays = {k: z[k] for k in z.files}
     except Exception as e:  # truncated or foreign file
-        raise CorruptRunError(f"{f} is unreadable ({type(e).__name__}: {e}); delete it (or the run) to recompute") from None
+        raise CorruptRunError(
+            f"{f} is unreadable ({type(e).__name__}: {e}); delete it (or the run) to recompute"
+        ) from None
     missing = [k for k in required if k not in arrays]
     if missing:
         raise CorruptRunError(f"{f} lacks arrays {missing}")
@@ -136,18 +159,22 @@ class Results:
         thresholds = table_thresholds(self.config)
         sizes = group_sizes(self.data["groups"])
         repeats = list(range(self.config.n_repeats))
-        frames = [summary_rows(self._summary(e, thresholds), e, repeats, thresholds,
-                               self.config.n_generate_points, sizes) for e in self.evaluated_epochs]
+        frames = [
+            summary_rows(self._summary(e, thresholds), e, repeats, thresholds, self.config.n_generate_points, sizes)
+            for e in self.evaluated_epochs
+        ]
         if not frames:
             return pd.DataFrame(columns=TABLE_COLUMNS)
-        return pd.concat(frames, ignore_index=True).sort_values(["repeat", "epoch", "criterion", "group", "threshold"],
-                                                               ignore_index=True)
+        return pd.concat(frames, ignore_index=True).sort_values(
+            ["repeat", "epoch", "criterion", "group", "threshold"], ignore_index=True
+        )
 
     @cached_property
     def held_out_neighbours(self) -> tuple[np.ndarray, np.ndarray]:
         """(R, m) distance of every test point to its nearest training point, and that point's group."""
-        return held_out_neighbours(self.data["train_points"], self.data["test_points"], self.data["groups"],
-                               self.config.neighbors)
+        return held_out_neighbours(
+            self.data["train_points"], self.data["test_points"], self.data["groups"], self.config.neighbors
+        )
 
     def zu(self) -> pd.DataFrame:
         """Meehan et al.'s Z_U per repeat x epoch x cell (columns ZU_COLUMNS; see the module docstring).
@@ -244,14 +271,19 @@ class RateGrid:
                 raise CorruptRunError(f"{f} lacks arrays {missing}")
             stack.append(summarize(arrays, groups, locations, self.thresholds).astype(np.float32))
         # (E, R, criterion, source, value, group+all, K): an epoch axis before the summary's axes
-        self.summary = np.stack(stack) if stack else np.zeros((0, *summary_shape(len(self.repeats), len(self.thresholds))),
-                                                              np.float32)
+        self.summary = (
+            np.stack(stack)
+            if stack
+            else np.zeros((0, *summary_shape(len(self.repeats), len(self.thresholds))), np.float32)
+        )
 
     def threshold_index(self, threshold: float) -> int:
         k = int(np.argmin(np.abs(self.thresholds - threshold)))
         if not np.isclose(self.thresholds[k], threshold, rtol=0, atol=1e-9):
-            raise ValueError(f"threshold {threshold} is not on this grid ({self.thresholds.min()} to "
-                             f"{self.thresholds.max()}); use Results.rates_at for any other")
+            raise ValueError(
+                f"threshold {threshold} is not on this grid ({self.thresholds.min()} to "
+                f"{self.thresholds.max()}); use Results.rates_at for any other"
+            )
         return k
 
     def rates(self, criterion: str, threshold: float) -> pd.DataFrame:
@@ -264,16 +296,18 @@ class RateGrid:
         E, R, G = v.shape[0], v.shape[1], v.shape[-1]
         rr, ee, gg = np.meshgrid(np.arange(R), np.arange(E), np.arange(G), indexing="ij")
         rr, ee, gg = rr.reshape(-1), ee.reshape(-1), gg.reshape(-1)
-        return pd.DataFrame({
-            "repeat": self.repeats[rr],
-            "epoch": self.epochs[ee],
-            "group": np.asarray(GROUP_LABELS)[gg],
-            "criterion": criterion,
-            "threshold": float(self.thresholds[k]),
-            "memorized": v[ee, rr, gen, mem, gg],
-            "memorized_null": v[ee, rr, null, mem, gg],
-            "copied": v[ee, rr, gen, cop, gg],
-            "copied_null": v[ee, rr, null, cop, gg],
-            "n_generated": self.config.n_generate_points,
-            "n_group_points": self.group_sizes[rr, gg],
-        })
+        return pd.DataFrame(
+            {
+                "repeat": self.repeats[rr],
+                "epoch": self.epochs[ee],
+                "group": np.asarray(GROUP_LABELS)[gg],
+                "criterion": criterion,
+                "threshold": float(self.thresholds[k]),
+                "memorized": v[ee, rr, gen, mem, gg],
+                "memorized_null": v[ee, rr, null, mem, gg],
+                "copied": v[ee, rr, gen, cop, gg],
+                "copied_null": v[ee, rr, null, cop, gg],
+                "n_generated": self.config.n_generate_points,
+                "n_group_points": self.group_sizes[rr, gg],
+            }
+        )

@@ -45,8 +45,9 @@ def run_dir(config: ExperimentConfig, root: Path | str | None = None) -> Path:
     return Path(default_root() if root is None else root) / config.run_name()
 
 
-def checkpoint_due(trained: int, eval_epochs, epochs: int, since_last_s: float,
-                   every_s: float = CHECKPOINT_SECONDS) -> bool:
+def checkpoint_due(
+    trained: int, eval_epochs, epochs: int, since_last_s: float, every_s: float = CHECKPOINT_SECONDS
+) -> bool:
     """Whether to write the checkpoint once `trained` epochs are done.
 
     Always before an evaluated epoch and after the last one, so every stored epoch file has a
@@ -61,8 +62,13 @@ def checkpoint_due(trained: int, eval_epochs, epochs: int, since_last_s: float,
 def loss_frame(history: np.ndarray) -> pd.DataFrame:
     """history (E, R) -> long table repeat, epoch (1..E), loss."""
     E, R = history.shape
-    return pd.DataFrame({"repeat": np.tile(np.arange(R), E), "epoch": np.repeat(np.arange(1, E + 1), R),
-                         "loss": history.reshape(-1).astype(np.float64)})
+    return pd.DataFrame(
+        {
+            "repeat": np.tile(np.arange(R), E),
+            "epoch": np.repeat(np.arange(1, E + 1), R),
+            "loss": history.reshape(-1).astype(np.float64),
+        }
+    )
 
 
 def open_run(path: Path, config: ExperimentConfig) -> Results:
@@ -72,8 +78,9 @@ def open_run(path: Path, config: ExperimentConfig) -> Results:
         stored = read_config(path)
         if stored != config:
             diff = {k: (v, config.to_dict()[k]) for k, v in stored.to_dict().items() if config.to_dict()[k] != v}
-            raise CorruptRunError(f"{path} belongs to another config (stored vs requested: {diff}); "
-                                  "use another output root or delete it")
+            raise CorruptRunError(
+                f"{path} belongs to another config (stored vs requested: {diff}); use another output root or delete it"
+            )
     else:
         if any(path.iterdir()):
             raise CorruptRunError(f"{path} exists without config.json: not a memnb run; move or delete it")
@@ -110,8 +117,9 @@ class _Run:
         elif not np.array_equal(self.results.data["train_points"], self.data.train_points):
             raise CorruptRunError(f"{data_file} does not hold this config's training data; delete {self.path}")
         # test-to-train nearest-neighbour distances, L(P_n) of the Z_U test: fixed for the run
-        self.test_d, self.test_group = held_out_neighbours(self.data.train_points, self.data.test_points, self.groups,
-                                                           c.neighbors)
+        self.test_d, self.test_group = held_out_neighbours(
+            self.data.train_points, self.data.test_points, self.groups, c.neighbors
+        )
         self.context = EpochContext(c, self.groups, self.locations, self.thresholds)
 
     def resume(self) -> None:
@@ -123,28 +131,37 @@ class _Run:
                 ckpt = torch.load(self.checkpoint_file, map_location=self.ensemble.device, weights_only=False)
                 self.ensemble.load_state_dict(ckpt["ensemble"])
             except Exception as e:
-                raise CorruptRunError(f"{self.checkpoint_file} is unreadable ({type(e).__name__}: {e}); "
-                                      f"delete {self.path} to start over") from None
+                raise CorruptRunError(
+                    f"{self.checkpoint_file} is unreadable ({type(e).__name__}: {e}); delete {self.path} to start over"
+                ) from None
             self.start, self.history = int(ckpt["trained_epochs"]), np.asarray(ckpt["loss_history"], np.float32)
         self.evaluated = set(self.results.evaluated_epochs)
         self.eval_epochs = set(c.eval_epochs)
         missing = sorted(e for e in self.eval_epochs if e < self.start and e not in self.evaluated)
         extra = sorted(e for e in self.evaluated if e > self.start or e not in self.eval_epochs)
         if missing or extra:
-            raise CorruptRunError(f"{self.path}: checkpoint at epoch {self.start} but evaluated-epoch files missing "
-                                  f"{missing} or unexpected {extra}; delete {self.path} to start over")
+            raise CorruptRunError(
+                f"{self.path}: checkpoint at epoch {self.start} but evaluated-epoch files missing "
+                f"{missing} or unexpected {extra}; delete {self.path} to start over"
+            )
 
     def replay_callbacks(self) -> None:
         """Callbacks see every evaluated epoch in order: those before the resume point are replayed from disk."""
         for cb in self.callbacks:
             cb.reset()
-        fired = [e for e in sorted(x for x in self.evaluated if x < self.start) if self.callbacks
-                 and notify(self.callbacks, e, self.results.epoch_arrays(e), self.context)]
+        fired = [
+            e
+            for e in sorted(x for x in self.evaluated if x < self.start)
+            if self.callbacks and notify(self.callbacks, e, self.results.epoch_arrays(e), self.context)
+        ]
         if fired:
             # only possible when these callbacks differ from the ones that made the checkpoint: it is already
             # trained past that epoch, so the run goes on rather than pretending to have stopped there
-            warnings.warn(f"{self.path}: the callbacks would have stopped at epoch {fired[0]}, before the resume "
-                          f"point (epoch {self.start}); training goes on from there", stacklevel=3)
+            warnings.warn(
+                f"{self.path}: the callbacks would have stopped at epoch {fired[0]}, before the resume "
+                f"point (epoch {self.start}); training goes on from there",
+                stacklevel=3,
+            )
         # A stopped run's manifest (and callbacks.json, without callbacks now) stop describing the directory as
         # soon as it trains on; removing them first makes an interruption look like one (no manifest).
         self.stale = self.previous.get("stopped_at_epoch") is not None
@@ -155,8 +172,11 @@ class _Run:
         t0 = time.perf_counter()
         samples = self.ensemble.generate(epoch)
         t1 = time.perf_counter()
-        arrays = {"samples": samples.astype(np.float16), **self.data.search(samples),
-                  **self.data.search(self.data.null_draws(epoch), "null_")}
+        arrays = {
+            "samples": samples.astype(np.float16),
+            **self.data.search(samples),
+            **self.data.search(self.data.null_draws(epoch), "null_"),
+        }
         arrays["summary"] = summarize(arrays, self.groups, self.locations, self.thresholds)
         arrays["zu"], arrays["zu_n"] = data_copying(arrays, self.test_d, self.test_group, self.groups)
         write_npz(epoch_file(self.path, epoch), arrays)
@@ -168,8 +188,10 @@ class _Run:
         """The progress bar's numbers: the paper criterion at the config's ratio, all groups, mean over repeats."""
         k = int(np.flatnonzero(self.thresholds == self.config.ratio)[0])
         s = arrays["summary"]
-        return tuple(float(summary_at(s, criterion="paper", source=src, threshold_index=k).mean())
-                     for src in ("generated", "null"))
+        return tuple(
+            float(summary_at(s, criterion="paper", source=src, threshold_index=k).mean())
+            for src in ("generated", "null")
+        )
 
     def notify(self, epoch: int, arrays: dict[str, np.ndarray]) -> bool:
         """Every callback sees the epoch; callbacks.json is rewritten. True when one asks to stop."""
@@ -190,8 +212,10 @@ class _Run:
         return loss
 
     def checkpoint(self, trained: int) -> None:
-        write_torch(self.checkpoint_file, {"ensemble": self.ensemble.state_dict(), "trained_epochs": trained,
-                                           "loss_history": self.history})
+        write_torch(
+            self.checkpoint_file,
+            {"ensemble": self.ensemble.state_dict(), "trained_epochs": trained, "loss_history": self.history},
+        )
         write_parquet(self.path / "loss.parquet", loss_frame(self.history))
 
     def loop(self, progress: bool) -> int | None:
@@ -207,8 +231,10 @@ class _Run:
                 memorized, null = self.bar_numbers(arrays)
                 bar.set_postfix(memorized=f"{memorized:.3f}", null=f"{null:.3f}", refresh=False)
             if epoch in self.eval_epochs and self.callbacks:
-                if self.notify(epoch, arrays if arrays is not None else self.results.epoch_arrays(epoch)) \
-                        and epoch < c.epochs:
+                if (
+                    self.notify(epoch, arrays if arrays is not None else self.results.epoch_arrays(epoch))
+                    and epoch < c.epochs
+                ):
                     stopped_at = epoch
                     break
             if epoch == c.epochs:
@@ -232,30 +258,35 @@ class _Run:
         if not callbacks:
             (self.path / "callbacks.json").unlink(missing_ok=True)  # from a stopped session; this one had no callbacks
         previous = self.previous
-        previous_stop = {k: previous[k] for k in ("stopped_at_epoch", "callbacks")
-                         if previous.get("stopped_at_epoch") is not None}
+        previous_stop = {
+            k: previous[k] for k in ("stopped_at_epoch", "callbacks") if previous.get("stopped_at_epoch") is not None
+        }
         if previous_stop == {"stopped_at_epoch": stopped_at, "callbacks": [settings_of(cb) for cb in callbacks]}:
             previous_stop = {}  # stopped again where it was, by the same callbacks: nothing to tell
         write_parquet(self.path / "table.parquet", self.results.assemble_table())
         write_parquet(self.path / "zu.parquet", self.results.assemble_zu())
-        write_json(self.path / "manifest.json", {
-            "complete": stopped_at is None,
-            "stopped_at_epoch": stopped_at,
-            "trained_epochs": stopped_at if stopped_at is not None else c.epochs,
-            "callbacks": [settings_of(cb) for cb in callbacks],
-            **({"previous_stop": previous_stop} if previous_stop else {}),
-            "memnb_version": __version__,
-            "torch_version": torch.__version__,
-            "device": str(self.ensemble.device),
-            "resumed_from_epoch": self.start,
-            "wall_s_this_session": time.perf_counter() - self.t_run,
-            **{k: round(v, 3) for k, v in self.timings.items()},
-        })
+        write_json(
+            self.path / "manifest.json",
+            {
+                "complete": stopped_at is None,
+                "stopped_at_epoch": stopped_at,
+                "trained_epochs": stopped_at if stopped_at is not None else c.epochs,
+                "callbacks": [settings_of(cb) for cb in callbacks],
+                **({"previous_stop": previous_stop} if previous_stop else {}),
+                "memnb_version": __version__,
+                "torch_version": torch.__version__,
+                "device": str(self.ensemble.device),
+                "resumed_from_epoch": self.start,
+                "wall_s_this_session": time.perf_counter() - self.t_run,
+                **{k: round(v, 3) for k, v in self.timings.items()},
+            },
+        )
         return Results(self.path)
 
 
-def run_experiment(config: ExperimentConfig, root: Path | str | None = None, progress: bool = True,
-                   callbacks=None) -> Results:
+def run_experiment(
+    config: ExperimentConfig, root: Path | str | None = None, progress: bool = True, callbacks=None
+) -> Results:
     """Run (or resume, or just load) `config`; returns its Results.
 
     Results go to ``root/config.run_name()`` (root defaults to $MEMNB_RUNS, read at the call, or
@@ -273,8 +304,9 @@ def run_experiment(config: ExperimentConfig, root: Path | str | None = None, pro
     replayed and reported in a warning (nothing is written).
     """
     if not isinstance(config, ExperimentConfig):
-        raise TypeError(f"config = {config!r} is invalid; allowed: an ExperimentConfig "
-                        "(from a dict: ExperimentConfig.from_dict(d))")
+        raise TypeError(
+            f"config = {config!r} is invalid; allowed: an ExperimentConfig (from a dict: ExperimentConfig.from_dict(d))"
+        )
     callbacks = check_callbacks(callbacks)
     path = run_dir(config, root)
     results = open_run(path, config)
@@ -282,8 +314,11 @@ def run_experiment(config: ExperimentConfig, root: Path | str | None = None, pro
         if callbacks:
             stop = first_stop(results, callbacks)
             if stop is not None and stop < config.epochs:
-                warnings.warn(f"{path} is complete ({config.epochs} epochs); its callbacks would have stopped it at "
-                              f"epoch {stop} (returned unchanged; see memnb.experiment.replay)", stacklevel=2)
+                warnings.warn(
+                    f"{path} is complete ({config.epochs} epochs); its callbacks would have stopped it at "
+                    f"epoch {stop} (returned unchanged; see memnb.experiment.replay)",
+                    stacklevel=2,
+                )
         return results
     run = _Run(config, path, results, callbacks)
     run.set_up()

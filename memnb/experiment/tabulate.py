@@ -17,8 +17,19 @@ from ..metric.copying import mann_whitney_z_by_group
 from ..metric.criteria import copied_shares, memorized_shares, ratio_from
 from ..metric.neighbors import NEIGHBOUR_FIELDS, NeighbourSearch
 
-TABLE_COLUMNS = ["repeat", "epoch", "group", "criterion", "threshold", "memorized", "memorized_null",
-                 "copied", "copied_null", "n_generated", "n_group_points"]
+TABLE_COLUMNS = [
+    "repeat",
+    "epoch",
+    "group",
+    "criterion",
+    "threshold",
+    "memorized",
+    "memorized_null",
+    "copied",
+    "copied_null",
+    "n_generated",
+    "n_group_points",
+]
 ZU_COLUMNS = ["repeat", "epoch", "group", "z_u", "z_u_null", "n_generated", "n_null", "n_test"]
 
 
@@ -27,11 +38,24 @@ def summary_shape(n_repeats: int, n_thresholds: int) -> tuple[int, ...]:
     return (n_repeats, len(CRITERIA), len(SOURCES), len(VALUES), len(GROUP_LABELS), n_thresholds)
 
 
-def summary_at(summary: np.ndarray, *, criterion: str, source: str = "generated", value: str = "memorized",
-               group: str = "all", threshold_index: int | slice = slice(None)) -> np.ndarray:
+def summary_at(
+    summary: np.ndarray,
+    *,
+    criterion: str,
+    source: str = "generated",
+    value: str = "memorized",
+    group: str = "all",
+    threshold_index: int | slice = slice(None),
+) -> np.ndarray:
     """The summary's entries at named coordinates: (R,) for one threshold index, (R, K') for a slice."""
-    return summary[:, CRITERIA.names().index(criterion), SOURCES.index(source), VALUES.index(value),
-                   GROUP_LABELS.index(group), threshold_index]
+    return summary[
+        :,
+        CRITERIA.names().index(criterion),
+        SOURCES.index(source),
+        VALUES.index(value),
+        GROUP_LABELS.index(group),
+        threshold_index,
+    ]
 
 
 def table_thresholds(config: ExperimentConfig) -> np.ndarray:
@@ -45,7 +69,9 @@ def location_ids(train_points: np.ndarray) -> np.ndarray:
     return np.unique(train_points, axis=0, return_inverse=True)[1].reshape(-1)
 
 
-def summarize(arrays: dict[str, np.ndarray], groups: np.ndarray, locations: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+def summarize(
+    arrays: dict[str, np.ndarray], groups: np.ndarray, locations: np.ndarray, thresholds: np.ndarray
+) -> np.ndarray:
     """Rates of one evaluated epoch.
 
     arrays: neighbour arrays (R, n) for the generated (``d1`` ...) and null (``null_d1`` ...) draws;
@@ -68,31 +94,41 @@ def summarize(arrays: dict[str, np.ndarray], groups: np.ndarray, locations: np.n
                     continue
                 ratio = ratio_from(crit.name, nb)
                 out[r, c, s, mem] = memorized_shares(crit.name, ratio, groups[r][idx], thresholds)
-                out[r, c, s, cop] = copied_shares(crit.name, ratio, locations[r][idx], locations[r], groups[r], thresholds)
+                out[r, c, s, cop] = copied_shares(
+                    crit.name, ratio, locations[r][idx], locations[r], groups[r], thresholds
+                )
     return out
 
 
-def summary_rows(summary: np.ndarray, epoch: int, repeats: list[int], thresholds: np.ndarray,
-                 n_generated: int, group_sizes: np.ndarray) -> pd.DataFrame:
+def summary_rows(
+    summary: np.ndarray,
+    epoch: int,
+    repeats: list[int],
+    thresholds: np.ndarray,
+    n_generated: int,
+    group_sizes: np.ndarray,
+) -> pd.DataFrame:
     """Tidy rows from one epoch's `summary` (see summarize); group_sizes (R, group+all)."""
     R, C, _, _, G, K = summary.shape
     rr, cc, gg, kk = np.meshgrid(np.arange(R), np.arange(C), np.arange(G), np.arange(K), indexing="ij")
     rr, cc, gg, kk = (a.reshape(-1) for a in (rr, cc, gg, kk))
     gen, null = SOURCES.index("generated"), SOURCES.index("null")
     mem, cop = VALUES.index("memorized"), VALUES.index("copied")
-    return pd.DataFrame({
-        "repeat": np.asarray(repeats)[rr],
-        "epoch": epoch,
-        "group": np.asarray(GROUP_LABELS)[gg],
-        "criterion": np.asarray(CRITERIA.names())[cc],
-        "threshold": thresholds[kk],
-        "memorized": summary[rr, cc, gen, mem, gg, kk],
-        "memorized_null": summary[rr, cc, null, mem, gg, kk],
-        "copied": summary[rr, cc, gen, cop, gg, kk],
-        "copied_null": summary[rr, cc, null, cop, gg, kk],
-        "n_generated": n_generated,
-        "n_group_points": group_sizes[rr, gg],
-    })
+    return pd.DataFrame(
+        {
+            "repeat": np.asarray(repeats)[rr],
+            "epoch": epoch,
+            "group": np.asarray(GROUP_LABELS)[gg],
+            "criterion": np.asarray(CRITERIA.names())[cc],
+            "threshold": thresholds[kk],
+            "memorized": summary[rr, cc, gen, mem, gg, kk],
+            "memorized_null": summary[rr, cc, null, mem, gg, kk],
+            "copied": summary[rr, cc, gen, cop, gg, kk],
+            "copied_null": summary[rr, cc, null, cop, gg, kk],
+            "n_generated": n_generated,
+            "n_group_points": group_sizes[rr, gg],
+        }
+    )
 
 
 def group_sizes(groups: np.ndarray) -> np.ndarray:
@@ -101,8 +137,9 @@ def group_sizes(groups: np.ndarray) -> np.ndarray:
     return np.concatenate([counts, counts.sum(1, keepdims=True)], axis=1)
 
 
-def held_out_neighbours(train_points: np.ndarray, test_points: np.ndarray, groups: np.ndarray,
-                    backend: str = "kdtree") -> tuple[np.ndarray, np.ndarray]:
+def held_out_neighbours(
+    train_points: np.ndarray, test_points: np.ndarray, groups: np.ndarray, backend: str = "kdtree"
+) -> tuple[np.ndarray, np.ndarray]:
     """Per repeat, each test point's distance to its nearest training point and that point's group.
 
     train_points (R, N, d), test_points (R, m, d), groups (R, N). Returns (R, m) float32 distances
@@ -117,8 +154,9 @@ def held_out_neighbours(train_points: np.ndarray, test_points: np.ndarray, group
     return np.stack(d), np.stack(g)
 
 
-def data_copying(arrays: dict[str, np.ndarray], test_d: np.ndarray, test_group: np.ndarray,
-                 groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def data_copying(
+    arrays: dict[str, np.ndarray], test_d: np.ndarray, test_group: np.ndarray, groups: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Meehan et al.'s Z_U for one evaluated epoch, per repeat and cell (see metric.mann_whitney_z_by_group).
 
     arrays: ``d1``, ``index`` (R, n) and ``null_d1``, ``null_index``; test_d, test_group: (R, m)
@@ -147,8 +185,15 @@ def zu_rows(zu: np.ndarray, counts: np.ndarray, epoch: int, repeats: list[int]) 
     R, _, G = zu.shape
     rr, gg = np.meshgrid(np.arange(R), np.arange(G), indexing="ij")
     rr, gg = rr.reshape(-1), gg.reshape(-1)
-    return pd.DataFrame({
-        "repeat": np.asarray(repeats)[rr], "epoch": epoch, "group": np.asarray(GROUP_LABELS)[gg],
-        "z_u": zu[rr, 0, gg], "z_u_null": zu[rr, 1, gg],
-        "n_generated": counts[rr, 0, gg], "n_null": counts[rr, 1, gg], "n_test": counts[rr, 2, gg],
-    })
+    return pd.DataFrame(
+        {
+            "repeat": np.asarray(repeats)[rr],
+            "epoch": epoch,
+            "group": np.asarray(GROUP_LABELS)[gg],
+            "z_u": zu[rr, 0, gg],
+            "z_u_null": zu[rr, 1, gg],
+            "n_generated": counts[rr, 0, gg],
+            "n_null": counts[rr, 1, gg],
+            "n_test": counts[rr, 2, gg],
+        }
+    )

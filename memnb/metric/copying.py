@@ -30,8 +30,9 @@ def mann_whitney_z(test_d: np.ndarray, gen_d: np.ndarray) -> float:
     return float((u - n * m / 2) / np.sqrt(n * m * (n + m + 1) / 12))
 
 
-def mann_whitney_z_by_group(test_d: np.ndarray, test_group: np.ndarray, gen_d: np.ndarray, gen_group: np.ndarray,
-                            n_groups: int = 3) -> np.ndarray:
+def mann_whitney_z_by_group(
+    test_d: np.ndarray, test_group: np.ndarray, gen_d: np.ndarray, gen_group: np.ndarray, n_groups: int = 3
+) -> np.ndarray:
     """(n_groups + 1,) Z_U within each group's cell, then all points (the last entry).
 
     A point's cell is the group of its nearest training point (Meehan et al.'s cell-wise test with

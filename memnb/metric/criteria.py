@@ -26,8 +26,9 @@ adding one is one record here, or in a module of the user's, plus its test.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -60,16 +61,37 @@ class Criterion:
         return self.rule.format(k=k)
 
 
-PAPER = CRITERIA.register(Criterion(
-    "paper", numerator="d_test", strict=False, threshold_field="ratio",
-    rule="paper's criterion: d_test ≥ {k:g}·d_train", button="paper: d_test ≥ k·d_train"))
-TRAIN_ONLY = CRITERIA.register(Criterion(
-    "train_only", numerator="d2", strict=True, threshold_field="train_ratio",
-    rule="train-only criterion: d2 > {k:g}·d1 (d1/d2 < 1/{k:g})", button="train-only: d2 > k·d1"))
-RELATIVE = CRITERIA.register(Criterion(
-    "relative", numerator="d_mean50", strict=True, threshold_field="relative_alpha", inverse=True,
-    rule="relative criterion: d1 < α·(mean distance to the 50 nearest), α = 1/{k:g}",
-    button="relative: d1 < α·mean of 50 nearest"))
+PAPER = CRITERIA.register(
+    Criterion(
+        "paper",
+        numerator="d_test",
+        strict=False,
+        threshold_field="ratio",
+        rule="paper's criterion: d_test ≥ {k:g}·d_train",
+        button="paper: d_test ≥ k·d_train",
+    )
+)
+TRAIN_ONLY = CRITERIA.register(
+    Criterion(
+        "train_only",
+        numerator="d2",
+        strict=True,
+        threshold_field="train_ratio",
+        rule="train-only criterion: d2 > {k:g}·d1 (d1/d2 < 1/{k:g})",
+        button="train-only: d2 > k·d1",
+    )
+)
+RELATIVE = CRITERIA.register(
+    Criterion(
+        "relative",
+        numerator="d_mean50",
+        strict=True,
+        threshold_field="relative_alpha",
+        inverse=True,
+        rule="relative criterion: d1 < α·(mean distance to the 50 nearest), α = 1/{k:g}",
+        button="relative: d1 < α·mean of 50 nearest",
+    )
+)
 
 
 def names() -> tuple[str, ...]:
@@ -85,16 +107,19 @@ def ratio_from(criterion: str, neighbours: Mapping[str, np.ndarray]) -> np.ndarr
     rec = CRITERIA.get(criterion)
     num = neighbours.get(rec.numerator)
     if num is None:
-        raise ValueError(f"criterion {criterion!r} needs the neighbour field {rec.numerator!r} "
-                         "(runs stored before it existed lack it)")
+        raise ValueError(
+            f"criterion {criterion!r} needs the neighbour field {rec.numerator!r} "
+            "(runs stored before it existed lack it)"
+        )
     d1 = np.asarray(neighbours["d1"])
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.asarray(num, np.float64) / np.asarray(d1, np.float64)
     return np.where(d1 == 0, np.inf, r)
 
 
-def critical_ratio(criterion: str, d1: np.ndarray, d2: np.ndarray, d_test: np.ndarray,
-                   d_mean50: np.ndarray | None = None) -> np.ndarray:
+def critical_ratio(
+    criterion: str, d1: np.ndarray, d2: np.ndarray, d_test: np.ndarray, d_mean50: np.ndarray | None = None
+) -> np.ndarray:
     """(n,) float64 ratio r compared with the threshold (inf where d1 = 0: an exact copy).
 
     d1, d2, d_test, d_mean50: (n,) distances in data units (d_mean50, the mean distance to the 50
@@ -115,7 +140,9 @@ def _count_at_least(sorted_r: np.ndarray, thresholds: np.ndarray, criterion: str
     return len(sorted_r) - np.searchsorted(sorted_r, thresholds, side=side)
 
 
-def memorized_shares(criterion: str, r: np.ndarray, sample_group: np.ndarray, thresholds, n_groups: int = 3) -> np.ndarray:
+def memorized_shares(
+    criterion: str, r: np.ndarray, sample_group: np.ndarray, thresholds, n_groups: int = 3
+) -> np.ndarray:
     """Share of all generated samples that are memorized and attributed to each group.
 
     r: (n,) critical ratios; sample_group: (n,) group code of each sample's nearest training point;
@@ -132,8 +159,15 @@ def memorized_shares(criterion: str, r: np.ndarray, sample_group: np.ndarray, th
     return out
 
 
-def copied_shares(criterion: str, r: np.ndarray, sample_location: np.ndarray, point_location: np.ndarray,
-                  point_group: np.ndarray, thresholds, n_groups: int = 3) -> np.ndarray:
+def copied_shares(
+    criterion: str,
+    r: np.ndarray,
+    sample_location: np.ndarray,
+    point_location: np.ndarray,
+    point_group: np.ndarray,
+    thresholds,
+    n_groups: int = 3,
+) -> np.ndarray:
     """Share of each group's training points copied by at least one memorized sample.
 
     r: (n,) critical ratios; sample_location: (n,) location id of each sample's nearest training

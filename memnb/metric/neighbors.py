@@ -49,7 +49,7 @@ class TrainingLocations:
     location: np.ndarray
 
     @classmethod
-    def of(cls, train: np.ndarray) -> "TrainingLocations":
+    def of(cls, train: np.ndarray) -> TrainingLocations:
         pts, first, loc = np.unique(train, axis=0, return_index=True, return_inverse=True)
         if len(pts) < 2:
             raise ValueError(f"training set has {len(pts)} distinct location(s); need at least 2")

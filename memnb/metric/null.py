@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ..core.registry import DATASETS
 
+
 def chance_level(n_train: int, n_test: int, ratio: float, dim: int = 2) -> float:
     """Analytic share a perfect generator of a smooth `dim`-dimensional density scores under the
     paper's criterion: n / (n + k^d m).
@@ -35,7 +36,9 @@ def expected_null(config, threshold: float | None = None) -> float:
     f = config.n_outliers / config.n_train
     n_test_base = getattr(config, "n_test_base", config.n_test_points)
     n_test_outliers = getattr(config, "n_test_outliers", 0)  # a "matched" test set holds outliers too
-    outlier_level = chance_level(config.n_outliers, n_test_outliers, k, d) if (n_test_outliers and config.n_outliers) else 1.0
+    outlier_level = (
+        chance_level(config.n_outliers, n_test_outliers, k, d) if (n_test_outliers and config.n_outliers) else 1.0
+    )
     return (1 - f) * chance_level(config.n_base, n_test_base, k, d) + f * outlier_level
 
 

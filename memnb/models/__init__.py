@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 
@@ -34,8 +34,9 @@ class Denoiser:
     description: str = ""
 
 
-def make_denoiser(config: ExperimentConfig, generators: Sequence[torch.Generator],
-                  device: torch.device | str = "cpu") -> torch.nn.Module:
+def make_denoiser(
+    config: ExperimentConfig, generators: Sequence[torch.Generator], device: torch.device | str = "cpu"
+) -> torch.nn.Module:
     """The config's denoiser with one member per generator (each member initialised from its own generator)."""
     return DENOISERS.get(config.denoiser).build(config, list(generators), device)
 

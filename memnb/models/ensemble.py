@@ -8,7 +8,7 @@ neighbour searches, null draws) is `memnb.experiment.repeats.RepeatData`.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -48,8 +48,15 @@ class Ensemble:
     def train_epoch(self, epoch: int) -> np.ndarray:
         """Train epoch `epoch` (0-based) for every member; returns the (R,) mean training loss."""
         c = self.config
-        loss = train_epoch(self.model, self.optimizer, self.schedule, self.data, c.batch_size, c.grad_clip,
-                           self._generators(Stream.TRAIN, epoch))
+        loss = train_epoch(
+            self.model,
+            self.optimizer,
+            self.schedule,
+            self.data,
+            c.batch_size,
+            c.grad_clip,
+            self._generators(Stream.TRAIN, epoch),
+        )
         return loss.cpu().numpy()
 
     def generate(self, epoch: int, n: int | None = None, precision: str | None = None) -> np.ndarray:

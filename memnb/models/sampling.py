@@ -28,8 +28,14 @@ class _ForwardNetwork:
 
 
 @torch.inference_mode()
-def generate(model: torch.nn.Module, schedule: NoiseSchedule, n: int, generators: list[torch.Generator],
-             chunk: int = CHUNK, precision: str = "fp32") -> torch.Tensor:
+def generate(
+    model: torch.nn.Module,
+    schedule: NoiseSchedule,
+    n: int,
+    generators: list[torch.Generator],
+    chunk: int = CHUNK,
+    precision: str = "fp32",
+) -> torch.Tensor:
     """Draw n samples per member. Returns (R, n, d) float32 on the model's device (d = model.dim).
 
     All noise is drawn up front per member (x_T, then z for t = 0..T-1), so the result does not

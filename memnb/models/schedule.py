@@ -27,7 +27,7 @@ class NoiseSchedule:
         return len(self.betas)
 
     @classmethod
-    def linear(cls, num_timesteps: int = 50, beta_start: float = 1e-4, beta_end: float = 0.02) -> "NoiseSchedule":
+    def linear(cls, num_timesteps: int = 50, beta_start: float = 1e-4, beta_end: float = 0.02) -> NoiseSchedule:
         betas = torch.linspace(beta_start, beta_end, num_timesteps, dtype=torch.float64)
         alphas = 1.0 - betas
         abar = torch.cumprod(alphas, 0)
@@ -53,9 +53,11 @@ class NoiseSchedule:
             posterior_std=std,
         )
 
-    def to(self, device: torch.device | str, dtype: torch.dtype = torch.float32) -> "NoiseSchedule":
+    def to(self, device: torch.device | str, dtype: torch.dtype = torch.float32) -> NoiseSchedule:
         return NoiseSchedule(**{k: v.to(device=device, dtype=dtype) for k, v in self.__dict__.items()})
 
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Forward process q(x_t | x0), eq. (4). x0, noise: (..., d); t: (...) int64."""
-        return self.sqrt_alphas_cumprod[t].unsqueeze(-1) * x0 + self.sqrt_one_minus_alphas_cumprod[t].unsqueeze(-1) * noise
+        return (
+            self.sqrt_alphas_cumprod[t].unsqueeze(-1) * x0 + self.sqrt_one_minus_alphas_cumprod[t].unsqueeze(-1) * noise
+        )

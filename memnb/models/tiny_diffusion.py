@@ -17,8 +17,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import Denoiser
 from ..core.registry import DENOISERS
+from . import Denoiser
 
 INPUT_SCALE = 25.0  # tiny-diffusion scales x and y before embedding them
 
@@ -43,17 +43,31 @@ class EnsembleDenoiser(nn.Module):
     `baddbmm(b, h, W)` on activations h of shape (R, B, in).
     """
 
-    def __init__(self, n_members: int, hidden_size: int = 128, hidden_layers: int = 3, embedding_size: int = 128,
-                 generators: list[torch.Generator] | None = None, device: torch.device | str = "cpu"):
+    def __init__(
+        self,
+        n_members: int,
+        hidden_size: int = 128,
+        hidden_layers: int = 3,
+        embedding_size: int = 128,
+        generators: list[torch.Generator] | None = None,
+        device: torch.device | str = "cpu",
+    ):
         super().__init__()
         self.n_members, self.hidden_size, self.embedding_size = n_members, hidden_size, embedding_size
         self.dim = 2  # tiny-diffusion embeds x and y separately: 2-D data only
         self.register_buffer("freqs", sinusoidal_frequencies(embedding_size, device), persistent=False)
         # [f, f] and [0, pi/2]: one sin gives [sin(v f), cos(v f)] since cos a = sin(a + pi/2)
         self.register_buffer("freqs2", torch.cat([self.freqs, self.freqs]), persistent=False)
-        self.register_buffer("phase", torch.cat([torch.zeros(embedding_size // 2, device=device),
-                                                 torch.full((embedding_size // 2,), math.pi / 2, device=device)]),
-                             persistent=False)
+        self.register_buffer(
+            "phase",
+            torch.cat(
+                [
+                    torch.zeros(embedding_size // 2, device=device),
+                    torch.full((embedding_size // 2,), math.pi / 2, device=device),
+                ]
+            ),
+            persistent=False,
+        )
         shapes = [(3 * embedding_size, hidden_size)] + [(hidden_size, hidden_size)] * hidden_layers + [(hidden_size, 2)]
         gens = generators if generators is not None else [None] * n_members
         if len(gens) != n_members:
@@ -69,7 +83,9 @@ class EnsembleDenoiser(nn.Module):
             for r, g in enumerate(gens):
                 for w, b in zip(self.weights, self.biases):
                     bound = 1.0 / math.sqrt(w.shape[1])
-                    w[r].copy_(torch.rand(w.shape[2], w.shape[1], generator=g, device=device).mul_(2 * bound).sub_(bound).T)
+                    w[r].copy_(
+                        torch.rand(w.shape[2], w.shape[1], generator=g, device=device).mul_(2 * bound).sub_(bound).T
+                    )
                     b[r].copy_(torch.rand(1, b.shape[2], generator=g, device=device).mul_(2 * bound).sub_(bound))
 
     def embed(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -101,16 +117,19 @@ class EnsembleDenoiser(nn.Module):
     def forward_at_step(self, x: torch.Tensor, time_term: torch.Tensor) -> torch.Tensor:
         """Same as forward() when every point shares the step whose `time_term` is given. x (R, B, 2)."""
         e = self.embedding_size
-        emb_xy = torch.cat([
-            sinusoidal_embedding(INPUT_SCALE * x[..., 0], self.freqs),
-            sinusoidal_embedding(INPUT_SCALE * x[..., 1], self.freqs),
-        ], dim=-1)
+        emb_xy = torch.cat(
+            [
+                sinusoidal_embedding(INPUT_SCALE * x[..., 0], self.freqs),
+                sinusoidal_embedding(INPUT_SCALE * x[..., 1], self.freqs),
+            ],
+            dim=-1,
+        )
         return self.trunk(F.gelu(torch.baddbmm(time_term, emb_xy, self.weights[0][:, e:, :])))
 
     def member_parameter_count(self) -> int:
         return sum(p[0].numel() for p in self.parameters())
 
-    def sampling_network(self, num_timesteps: int, dtype: torch.dtype, chunk: int) -> "StepNetwork":
+    def sampling_network(self, num_timesteps: int, dtype: torch.dtype, chunk: int) -> StepNetwork:
         """The sampler's fast path (memnb.models.sampling): same arithmetic as forward(), see StepNetwork."""
         return StepNetwork(self, num_timesteps, dtype, chunk)
 
@@ -130,7 +149,9 @@ class StepNetwork:
         self.dtype = dtype
         self.w_xy = model.weights[0][:, e:, :].detach().to(dtype).contiguous()  # (R, 2E, H)
         self.time_terms = [model.time_term(t).detach().to(dtype) for t in range(num_timesteps)]  # (R, 1, H) each
-        self.blocks = [(w.detach().to(dtype), b.detach().to(dtype)) for w, b in zip(model.weights[1:-1], model.biases[1:-1])]
+        self.blocks = [
+            (w.detach().to(dtype), b.detach().to(dtype)) for w, b in zip(model.weights[1:-1], model.biases[1:-1])
+        ]
         self.w_out, self.b_out = model.weights[-1].detach().to(dtype), model.biases[-1].detach().to(dtype)
         half = e // 2
         freqs = INPUT_SCALE * model.freqs.detach()
@@ -139,7 +160,11 @@ class StepNetwork:
         device = freqs.device
         self.arg = torch.empty(R, chunk, 2, e, device=device)  # fp32: the sin argument needs the precision
         # in fp32 the embedding is the sin buffer itself; in bf16 a cast copy of it
-        self.emb = self.arg.view(R, chunk, 2 * e) if dtype == torch.float32 else torch.empty(R, chunk, 2 * e, device=device, dtype=dtype)
+        self.emb = (
+            self.arg.view(R, chunk, 2 * e)
+            if dtype == torch.float32
+            else torch.empty(R, chunk, 2 * e, device=device, dtype=dtype)
+        )
         self.h = torch.empty(R, chunk, H, device=device, dtype=dtype)
         self.tmp = torch.empty(R, chunk, H, device=device, dtype=dtype)
         self.eps = torch.empty(R, chunk, 2, device=device, dtype=dtype)
@@ -163,9 +188,16 @@ class StepNetwork:
 
 
 def _build(config, generators, device) -> EnsembleDenoiser:
-    return EnsembleDenoiser(len(generators), config.hidden_size, config.hidden_layers, config.embedding_size,
-                            generators, device)
+    return EnsembleDenoiser(
+        len(generators), config.hidden_size, config.hidden_layers, config.embedding_size, generators, device
+    )
 
 
-DENOISERS.register(Denoiser("tiny_diffusion", dims=(2,), build=_build,
-                            description="tiny-diffusion's MLP on sinusoidal embeddings of t, x and y (2-D only)"))
+DENOISERS.register(
+    Denoiser(
+        "tiny_diffusion",
+        dims=(2,),
+        build=_build,
+        description="tiny-diffusion's MLP on sinusoidal embeddings of t, x and y (2-D only)",
+    )
+)

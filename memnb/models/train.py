@@ -20,8 +20,14 @@ def make_optimizer(model: torch.nn.Module, learning_rate: float, weight_decay: f
     return torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay, fused=True)
 
 
-def draw_epoch_randomness(n_points: int, batch_size: int, num_timesteps: int, generators: list[torch.Generator],
-                          device: torch.device, dim: int = 2):
+def draw_epoch_randomness(
+    n_points: int,
+    batch_size: int,
+    num_timesteps: int,
+    generators: list[torch.Generator],
+    device: torch.device,
+    dim: int = 2,
+):
     """Per member: permutation, timesteps and noise for one epoch (points of dimension `dim`).
 
     Returns perm (R, S*B) int64, t (R, S, B) int64, noise (R, S, B, dim), with S = n_points // batch_size.
@@ -49,8 +55,15 @@ def clip_grad_norm_per_member(params: list[torch.Tensor], max_norm: float) -> to
     return norms
 
 
-def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, schedule: NoiseSchedule,
-                data: torch.Tensor, batch_size: int, grad_clip: float, generators: list[torch.Generator]) -> torch.Tensor:
+def train_epoch(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: NoiseSchedule,
+    data: torch.Tensor,
+    batch_size: int,
+    grad_clip: float,
+    generators: list[torch.Generator],
+) -> torch.Tensor:
     """Train every member one epoch on its own data. data (R, N, d). Returns the (R,) mean loss per member."""
     n_members, n_points, d = data.shape
     perm, t, noise = draw_epoch_randomness(n_points, batch_size, schedule.num_timesteps, generators, data.device, d)

@@ -6,8 +6,8 @@ import html
 import os
 import shutil
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import plotly.graph_objects as go
 
@@ -26,16 +26,21 @@ def find_browser() -> str | None:
 
 def figures_html(figures: Sequence[go.Figure], title: str, text: str = "") -> str:
     """One standalone HTML page (plotly.js inlined: no server, no network) with the figures and a text block."""
-    parts = [f.to_html(full_html=False, include_plotlyjs=(i == 0), config={"responsive": True})
-             for i, f in enumerate(figures)]
+    parts = [
+        f.to_html(full_html=False, include_plotlyjs=(i == 0), config={"responsive": True})
+        for i, f in enumerate(figures)
+    ]
     pre = f"<pre style='font-size:12px'>{html.escape(text)}</pre>" if text else ""
     heading = html.escape(title).replace("\n", "<br>")
-    return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title.splitlines()[0] if title else '')}"
-            f"</title></head><body style='font-family:sans-serif'><h2>{heading}</h2>{''.join(parts)}{pre}</body></html>\n")
+    return (
+        f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title.splitlines()[0] if title else '')}"
+        f"</title></head><body style='font-family:sans-serif'><h2>{heading}</h2>{''.join(parts)}{pre}</body></html>\n"
+    )
 
 
-def export(figures: dict[str, go.Figure], out_dir: Path | str, stem: str, title: str = "", text: str = "",
-           images: bool = True) -> list[Path]:
+def export(
+    figures: dict[str, go.Figure], out_dir: Path | str, stem: str, title: str = "", text: str = "", images: bool = True
+) -> list[Path]:
     """Write `stem`.html (all figures, standalone) and, per figure `name`, `stem[_name]`.png and .svg.
 
     figures: {name: figure}; the first is written as `stem`.png/.svg, the others as
@@ -52,8 +57,10 @@ def export(figures: dict[str, go.Figure], out_dir: Path | str, stem: str, title:
         return written
     browser = find_browser()
     if browser is None:
-        print(f"warning: no Chromium found (install it: bash scripts/install-chromium.sh); "
-              f"skipping PNG/SVG export of {stem}, the HTML is written")
+        print(
+            f"warning: no Chromium found (install it: bash scripts/install-chromium.sh); "
+            f"skipping PNG/SVG export of {stem}, the HTML is written"
+        )
         return written
     os.environ.setdefault("BROWSER_PATH", browser)  # kaleido looks here first; it never downloads a browser
     import kaleido

@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import html
 import textwrap
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..analysis.curves import (SUMMARY_COLUMNS, _one_setting, curve_stats, first_epoch_above_null,  # noqa: F401
-                               readable_summary, select, summary, t_halfwidth)
+from ..analysis.curves import (
+    _one_setting,
+    curve_stats,
+    first_epoch_above_null,  # noqa: F401
+    readable_summary,
+    summary,
+)
 from ..analysis.sanity import check_sanity, sanity_problems  # noqa: F401 (the figure notebooks' checks)
 from ..core.registry import CRITERIA
 from ..core.vocabulary import DISPLAY_GROUPS, GROUP_COLORS, GROUP_NAMES, VALUES
@@ -42,16 +47,21 @@ def summary_text(table: pd.DataFrame, config=None) -> str:
     crit, thr = _one_setting(table)
     s = readable_summary(summary(table))
     n_rep = table.repeat.nunique()
-    head = [f"{CRITERIA.get(crit).text(thr)}; mean over {n_rep} repeat(s) at the final epoch "
-            f"{int(table.epoch.max())}; '_null' = the same metric for fresh draws of the data distribution."]
+    head = [
+        f"{CRITERIA.get(crit).text(thr)}; mean over {n_rep} repeat(s) at the final epoch "
+        f"{int(table.epoch.max())}; '_null' = the same metric for fresh draws of the data distribution."
+    ]
     if config is not None and crit == "paper" and analytic_null(config):
-        head.append(f"Analytic chance level n/(n + k^d m) = "
-                    f"{100 * chance_level(config.n_train, config.n_test_points, thr, config.dim):.2f}% "
-                    f"(all groups; {100 * expected_null(config, thr):.2f}% counting the outlier cluster, "
-                    + ("which has no test points)." if config.n_test_outliers == 0 else "with its own test points).")
-                    )
-    head.append("first_epoch_*_above_null: first evaluated epoch where mean(value - null) > max(2 s.e., 10% of null); "
-                "never = not within the run.")
+        head.append(
+            f"Analytic chance level n/(n + k^d m) = "
+            f"{100 * chance_level(config.n_train, config.n_test_points, thr, config.dim):.2f}% "
+            f"(all groups; {100 * expected_null(config, thr):.2f}% counting the outlier cluster, "
+            + ("which has no test points)." if config.n_test_outliers == 0 else "with its own test points).")
+        )
+    head.append(
+        "first_epoch_*_above_null: first evaluated epoch where mean(value - null) > max(2 s.e., 10% of null); "
+        "never = not within the run."
+    )
     body = s.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-")
     return "\n".join(head) + "\n\n" + body
 
@@ -66,10 +76,17 @@ def _subplot_titles(table: pd.DataFrame, groups: Sequence[str]) -> list[str]:
     return [f"{GROUP_NAMES[g]} ({int(sizes[g])} training points)" if g in sizes else GROUP_NAMES[g] for g in groups]
 
 
-def trace_specs(table: pd.DataFrame, value: str = "memorized", *, groups: Sequence[str] = DISPLAY_GROUPS,
-                repeats: Iterable[int] | None = None, all_repeats: Iterable[int] | None = None,
-                chance: float | None = None, confidence: float = 0.95,
-                epoch_range: tuple[int, int] | None = None) -> list[dict]:
+def trace_specs(
+    table: pd.DataFrame,
+    value: str = "memorized",
+    *,
+    groups: Sequence[str] = DISPLAY_GROUPS,
+    repeats: Iterable[int] | None = None,
+    all_repeats: Iterable[int] | None = None,
+    chance: float | None = None,
+    confidence: float = 0.95,
+    epoch_range: tuple[int, int] | None = None,
+) -> list[dict]:
     """The traces of `rates_figure` as dicts, in a fixed order for given (groups, all_repeats).
 
     Per group: one faint line per repeat in `all_repeats` (hidden unless in `repeats`), the band,
@@ -95,38 +112,95 @@ def trace_specs(table: pd.DataFrame, value: str = "memorized", *, groups: Sequen
             rows = by_group_repeat.get((g, r))
             x = rows.epoch.tolist() if rows is not None else []
             y = _percent(rows[value]) if rows is not None else []
-            specs.append(dict(type="scatter", mode="lines", x=x, y=y, name="individual repeats",
-                              legendgroup="repeats", showlegend=first and j == 0, visible=r in shown,
-                              line=dict(color=color, width=1), opacity=0.3, hoverinfo="skip", **axis))
+            specs.append(
+                dict(
+                    type="scatter",
+                    mode="lines",
+                    x=x,
+                    y=y,
+                    name="individual repeats",
+                    legendgroup="repeats",
+                    showlegend=first and j == 0,
+                    visible=r in shown,
+                    line=dict(color=color, width=1),
+                    opacity=0.3,
+                    hoverinfo="skip",
+                    **axis,
+                )
+            )
         s = st[st.group == g].sort_values("epoch")
         ok = np.isfinite(s.lo.to_numpy())
         ex = s.epoch.to_numpy()[ok].tolist()
-        specs.append(dict(type="scatter", mode="lines", x=ex + ex[::-1],
-                          y=_percent(s.hi.to_numpy()[ok]) + _percent(s.lo.to_numpy()[ok])[::-1],
-                          fill="toself", fillcolor=_rgba(color, 0.2), line=dict(width=0, color=color),
-                          name=band_name, legendgroup="mean", showlegend=False, hoverinfo="skip", **axis))
-        specs.append(dict(type="scatter", mode="lines+markers" if len(s) <= 30 else "lines", x=s.epoch.tolist(),
-                          y=_percent(s["mean"]), name=band_name, legendgroup="mean", showlegend=first,
-                          line=dict(color=color, width=2.5), marker=dict(size=5),
-                          hovertemplate=f"{GROUP_NAMES[g]}<br>epoch %{{x}}<br>mean %{{y:.3f}}%<extra></extra>", **axis))
-        specs.append(dict(type="scatter", mode="lines", x=s.epoch.tolist(), y=_percent(s["null_mean"]),
-                          name="null baseline (fresh draws of the data), mean", legendgroup="null", showlegend=first,
-                          line=dict(color=color, width=2, dash="dash"),
-                          hovertemplate=f"{GROUP_NAMES[g]} null<br>epoch %{{x}}<br>%{{y:.3f}}%<extra></extra>", **axis))
+        specs.append(
+            dict(
+                type="scatter",
+                mode="lines",
+                x=ex + ex[::-1],
+                y=_percent(s.hi.to_numpy()[ok]) + _percent(s.lo.to_numpy()[ok])[::-1],
+                fill="toself",
+                fillcolor=_rgba(color, 0.2),
+                line=dict(width=0, color=color),
+                name=band_name,
+                legendgroup="mean",
+                showlegend=False,
+                hoverinfo="skip",
+                **axis,
+            )
+        )
+        specs.append(
+            dict(
+                type="scatter",
+                mode="lines+markers" if len(s) <= 30 else "lines",
+                x=s.epoch.tolist(),
+                y=_percent(s["mean"]),
+                name=band_name,
+                legendgroup="mean",
+                showlegend=first,
+                line=dict(color=color, width=2.5),
+                marker=dict(size=5),
+                hovertemplate=f"{GROUP_NAMES[g]}<br>epoch %{{x}}<br>mean %{{y:.3f}}%<extra></extra>",
+                **axis,
+            )
+        )
+        specs.append(
+            dict(
+                type="scatter",
+                mode="lines",
+                x=s.epoch.tolist(),
+                y=_percent(s["null_mean"]),
+                name="null baseline (fresh draws of the data), mean",
+                legendgroup="null",
+                showlegend=first,
+                line=dict(color=color, width=2, dash="dash"),
+                hovertemplate=f"{GROUP_NAMES[g]} null<br>epoch %{{x}}<br>%{{y:.3f}}%<extra></extra>",
+                **axis,
+            )
+        )
     i_all = list(groups).index("all") if "all" in groups else 0
     ax = dict(xaxis=f"x{i_all + 1 if i_all else ''}", yaxis=f"y{i_all + 1 if i_all else ''}")
     x_all = sorted(table.epoch.unique().tolist())
     cx = [x_all[0], x_all[-1]] if (chance is not None and x_all) else []
-    specs.append(dict(type="scatter", mode="lines", x=cx, y=[100 * chance] * len(cx) if cx else [],
-                      name="analytic chance level n/(n+kᵈm)", legendgroup="chance", showlegend=bool(cx),
-                      visible=bool(cx), line=dict(color="#ff7f0e", width=1.5, dash="dot"),
-                      hovertemplate="analytic chance level %{y:.2f}%<extra></extra>", **ax))
+    specs.append(
+        dict(
+            type="scatter",
+            mode="lines",
+            x=cx,
+            y=[100 * chance] * len(cx) if cx else [],
+            name="analytic chance level n/(n+kᵈm)",
+            legendgroup="chance",
+            showlegend=bool(cx),
+            visible=bool(cx),
+            line=dict(color="#ff7f0e", width=1.5, dash="dot"),
+            hovertemplate="analytic chance level %{y:.2f}%<extra></extra>",
+            **ax,
+        )
+    )
     return specs
 
 
 def _rgba(hex_color: str, alpha: float) -> str:
     h = hex_color.lstrip("#")
-    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
+    r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
     return f"rgba({r},{g},{b},{alpha})"
 
 
@@ -134,8 +208,10 @@ def subtitle(table: pd.DataFrame, value: str, n_shown: int | None = None) -> str
     """Two lines: what the figure shows, then the criterion and how the curves are drawn."""
     crit, thr = _one_setting(table)
     n = table.repeat.nunique() if n_shown is None else n_shown
-    return (f"{VALUE_TITLE[value]}.\n{CRITERIA.get(crit).text(thr)}; "
-            f"mean of {n} repeat(s) with 95% t-band, faint lines = repeats, dashed = null baseline")
+    return (
+        f"{VALUE_TITLE[value]}.\n{CRITERIA.get(crit).text(thr)}; "
+        f"mean of {n} repeat(s) with 95% t-band, faint lines = repeats, dashed = null baseline"
+    )
 
 
 # Plotly never wraps a title: a longer line runs past the figure's right edge and is cut off.
@@ -155,10 +231,16 @@ def title_html(title: str, sub: str) -> str:
     """
     first, *rest = title.split("\n")
     lines = [html.escape(w, quote=False) for w in _wrap(first, TITLE_WRAP["title"])]
-    lines += [f"<span style='font-size:13px'>{html.escape(w, quote=False)}</span>"
-              for r in rest for w in _wrap(r, TITLE_WRAP["second"])]
-    lines += [f"<span style='font-size:11px'>{html.escape(w, quote=False)}</span>"
-              for r in sub.split("\n") for w in _wrap(r, TITLE_WRAP["sub"])]
+    lines += [
+        f"<span style='font-size:13px'>{html.escape(w, quote=False)}</span>"
+        for r in rest
+        for w in _wrap(r, TITLE_WRAP["second"])
+    ]
+    lines += [
+        f"<span style='font-size:11px'>{html.escape(w, quote=False)}</span>"
+        for r in sub.split("\n")
+        for w in _wrap(r, TITLE_WRAP["sub"])
+    ]
     return "<br>".join(lines)
 
 
@@ -167,10 +249,20 @@ def title_lines(title_text: str) -> int:
     return title_text.count("<br>") + 1
 
 
-def rates_figure(table: pd.DataFrame, value: str = "memorized", *, title: str = "", groups: Sequence[str] = DISPLAY_GROUPS,
-                 repeats: Iterable[int] | None = None, chance: float | None = None, confidence: float = 0.95,
-                 epoch_range: tuple[int, int] | None = None, width: int = 1100, height: int = 760,
-                 figure_class=go.Figure) -> go.Figure:
+def rates_figure(
+    table: pd.DataFrame,
+    value: str = "memorized",
+    *,
+    title: str = "",
+    groups: Sequence[str] = DISPLAY_GROUPS,
+    repeats: Iterable[int] | None = None,
+    chance: float | None = None,
+    confidence: float = 0.95,
+    epoch_range: tuple[int, int] | None = None,
+    width: int = 1100,
+    height: int = 760,
+    figure_class=go.Figure,
+) -> go.Figure:
     """One panel per group (own y-axis, in %), rates over evaluated epochs: repeats, mean with band, null.
 
     table: the rows of one criterion at one threshold. value: 'memorized' (share of the
@@ -179,29 +271,48 @@ def rates_figure(table: pd.DataFrame, value: str = "memorized", *, title: str = 
     for the paper criterion and 'memorized').
     """
     _one_setting(table)
-    specs = trace_specs(table, value, groups=groups, repeats=repeats, chance=chance, confidence=confidence,
-                        epoch_range=epoch_range)
+    specs = trace_specs(
+        table, value, groups=groups, repeats=repeats, chance=chance, confidence=confidence, epoch_range=epoch_range
+    )
     rows = 2 if len(groups) > 2 else 1
     cols = int(np.ceil(len(groups) / rows))
-    base = make_subplots(rows=rows, cols=cols, subplot_titles=_subplot_titles(table, groups), shared_xaxes=True,
-                         horizontal_spacing=0.08, vertical_spacing=0.12)
+    base = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=_subplot_titles(table, groups),
+        shared_xaxes=True,
+        horizontal_spacing=0.08,
+        vertical_spacing=0.12,
+    )
     fig = base
     fig.add_traces(specs)
     n_shown = len(set(table.repeat) if repeats is None else set(repeats))
     text = title_html(title, subtitle(table, value, n_shown))
     fig.update_layout(
         # anchored at the top (plotly centres a multi-line title in the margin, over the panels' titles)
-        title=dict(text=text, x=0.01, xanchor="left", y=1.0, yref="container", yanchor="top", pad=dict(t=26),
-                   font=dict(size=15)),
-        width=width, height=height, template="plotly_white",
+        title=dict(
+            text=text,
+            x=0.01,
+            xanchor="left",
+            y=1.0,
+            yref="container",
+            yanchor="top",
+            pad=dict(t=26),
+            font=dict(size=15),
+        ),
+        width=width,
+        height=height,
+        template="plotly_white",
         legend=dict(orientation="h", yanchor="top", y=-0.09, xanchor="left", x=0.0),
         # room for every title line and, below them, the panels' own titles
-        margin=dict(t=56 + 20 * title_lines(text), b=95, l=70, r=20), hovermode="closest",
+        margin=dict(t=56 + 20 * title_lines(text), b=95, l=70, r=20),
+        hovermode="closest",
     )
     for i in range(len(groups)):
         r, c = i // cols + 1, i % cols + 1
-        fig.update_xaxes(title_text="epoch (training epochs completed)" if r == rows else None, row=r, col=c,
-                         showticklabels=True)
+        fig.update_xaxes(
+            title_text="epoch (training epochs completed)" if r == rows else None, row=r, col=c, showticklabels=True
+        )
         fig.update_yaxes(title_text=VALUE_AXIS[value], row=r, col=c, rangemode="tozero", ticksuffix="%")
     return fig if figure_class is go.Figure else figure_class(fig)
 
@@ -209,8 +320,11 @@ def rates_figure(table: pd.DataFrame, value: str = "memorized", *, title: str = 
 def paper_view(table: pd.DataFrame, config=None, title: str = "", **kw) -> go.Figure:
     """View 1: memorized samples per group, % of the generated set, with the analytic chance level."""
     crit, thr = _one_setting(table)
-    chance = (chance_level(config.n_train, config.n_test_points, thr, config.dim)
-              if (config is not None and crit == "paper" and analytic_null(config)) else None)
+    chance = (
+        chance_level(config.n_train, config.n_test_points, thr, config.dim)
+        if (config is not None and crit == "paper" and analytic_null(config))
+        else None
+    )
     return rates_figure(table, "memorized", title=title, chance=chance, **kw)
 
 
@@ -219,34 +333,69 @@ def group_view(table: pd.DataFrame, title: str = "", **kw) -> go.Figure:
     return rates_figure(table, "copied", title=title, **kw)
 
 
-def sweep_view(summary: pd.DataFrame, grid_fields: Sequence[str], value: str = "copied", title: str = "",
-               groups: Sequence[str] = DISPLAY_GROUPS) -> go.Figure:
-    """A sweep at a glance (`memnb.sweep.grid_summary` rows): per group (one panel each), every configuration's
+def sweep_view(
+    summary: pd.DataFrame,
+    grid_fields: Sequence[str],
+    value: str = "copied",
+    title: str = "",
+    groups: Sequence[str] = DISPLAY_GROUPS,
+) -> go.Figure:
+    """A sweep at a glance (`memnb.workflows.sweep.grid_summary` rows): per group (one panel each), every configuration's
     final excess over its null baseline (value - null, percentage points) with its 95% t-interval;
     the null baseline is the dashed zero line. x: the configuration, labelled by its grid values."""
     s = summary.copy()
     s["config"] = [" · ".join(f"{f}={row[f]}" for f in grid_fields) or str(row["run"]) for _, row in s.iterrows()]
     order = list(dict.fromkeys(s["config"]))
     present = [g for g in groups if g in set(s.group)]
-    fig = make_subplots(rows=len(present), cols=1, shared_xaxes=True, vertical_spacing=0.06,
-                        subplot_titles=[GROUP_NAMES[g] for g in present])
+    fig = make_subplots(
+        rows=len(present),
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.06,
+        subplot_titles=[GROUP_NAMES[g] for g in present],
+    )
     for i, g in enumerate(present):
         rows = s[s.group == g].set_index("config").reindex(order)
-        fig.add_trace(go.Scatter(
-            x=order, y=rows["excess_pp"], mode="markers", marker=dict(size=9, color=GROUP_COLORS[g]), name=GROUP_NAMES[g],
-            error_y=dict(type="data", array=rows["excess_ci95_pp"].fillna(0.0), visible=True),
-            customdata=np.stack([rows["value_%"], rows["null_%"], rows["first_epoch_above_null"].astype(object)], axis=-1),
-            hovertemplate="%{x}<br>excess %{y:.2f} pp (value %{customdata[0]:.2f}%, null %{customdata[1]:.2f}%)"
-                          "<br>first epoch above null: %{customdata[2]}<extra>" + GROUP_NAMES[g] + "</extra>"),
-            row=i + 1, col=1)
+        fig.add_trace(
+            go.Scatter(
+                x=order,
+                y=rows["excess_pp"],
+                mode="markers",
+                marker=dict(size=9, color=GROUP_COLORS[g]),
+                name=GROUP_NAMES[g],
+                error_y=dict(type="data", array=rows["excess_ci95_pp"].fillna(0.0), visible=True),
+                customdata=np.stack(
+                    [rows["value_%"], rows["null_%"], rows["first_epoch_above_null"].astype(object)], axis=-1
+                ),
+                hovertemplate="%{x}<br>excess %{y:.2f} pp (value %{customdata[0]:.2f}%, null %{customdata[1]:.2f}%)"
+                "<br>first epoch above null: %{customdata[2]}<extra>" + GROUP_NAMES[g] + "</extra>",
+            ),
+            row=i + 1,
+            col=1,
+        )
         fig.add_hline(y=0.0, line=dict(color="#777777", dash="dash", width=1.5), row=i + 1, col=1)
         fig.update_yaxes(title_text="excess, pp", row=i + 1, col=1)
     epochs = sorted(s.final_epoch.unique())
-    sub = (f"{VALUE_AXIS[value]} minus its null baseline (fresh draws of the data; dashed line) at the final epoch "
-           f"({', '.join(map(str, epochs))}); mean over repeats with 95% t-interval")
+    sub = (
+        f"{VALUE_AXIS[value]} minus its null baseline (fresh draws of the data; dashed line) at the final epoch "
+        f"({', '.join(map(str, epochs))}); mean over repeats with 95% t-interval"
+    )
     text = title_html(title or "Sweep: where each group ends against its null", sub)
-    fig.update_layout(title=dict(text=text, x=0.01, xanchor="left", y=1.0, yref="container", yanchor="top",
-                                 pad=dict(t=26), font=dict(size=15)),
-                      width=1100, height=180 + 230 * len(present), template="plotly_white", showlegend=False,
-                      margin=dict(t=56 + 20 * title_lines(text), b=140, l=80, r=20))
+    fig.update_layout(
+        title=dict(
+            text=text,
+            x=0.01,
+            xanchor="left",
+            y=1.0,
+            yref="container",
+            yanchor="top",
+            pad=dict(t=26),
+            font=dict(size=15),
+        ),
+        width=1100,
+        height=180 + 230 * len(present),
+        template="plotly_white",
+        showlegend=False,
+        margin=dict(t=56 + 20 * title_lines(text), b=140, l=80, r=20),
+    )
     return fig

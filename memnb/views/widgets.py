@@ -33,41 +33,76 @@ _NOT_UPDATED = {"type", "xaxis", "yaxis"}
 class Explorer:
     """Controls + FigureWidget + summary for one run. Display it, or use `.widget`."""
 
-    def __init__(self, results: Results | str | Path, title: str | None = None, grid: RateGrid | None = None,
-                 progress: bool = True):
+    def __init__(
+        self,
+        results: Results | str | Path,
+        title: str | None = None,
+        grid: RateGrid | None = None,
+        progress: bool = True,
+    ):
         self.results = results if isinstance(results, Results) else Results(results)
         self.config = c = self.results.config
         if not self.results.evaluated_epochs:
             raise ValueError(f"{self.results.path} has no evaluated epoch yet: nothing to explore")
         self.grid = grid if grid is not None else RateGrid(self.results, progress=progress)
-        self.title = title or (f"{c.dataset}, {c.n_base} points + {c.n_duplicates} near-duplicates + {c.n_outliers} "
-                               f"outliers, {c.epochs} epochs, {c.n_repeats} repeats")
+        self.title = title or (
+            f"{c.dataset}, {c.n_base} points + {c.n_duplicates} near-duplicates + {c.n_outliers} "
+            f"outliers, {c.epochs} epochs, {c.n_repeats} repeats"
+        )
         epochs = [int(e) for e in self.grid.epochs]
         style = {"description_width": "110px"}
         # ipywidgets' default button width cuts these labels ("paper: d_test ≥ k..."), and the default
         # widget width then wraps the buttons under their description: size both to the labels.
         buttons = dict(style={**style, "button_width": "250px"}, layout=W.Layout(width="auto"))
-        self.criterion = W.ToggleButtons(options=[(crit.button, crit.name) for crit in CRITERIA],
-                                         value="paper", description="criterion", **buttons)
+        self.criterion = W.ToggleButtons(
+            options=[(crit.button, crit.name) for crit in CRITERIA], value="paper", description="criterion", **buttons
+        )
         self.k_max = max(5.0, *(crit.own_threshold(c) for crit in CRITERIA))  # relative's own k = 1/alpha = 10
-        self.ratio = W.FloatSlider(value=c.ratio, min=1.0, max=self.k_max, step=0.05, readout_format=".2f",
-                                   description="ratio k", continuous_update=True, style=style,
-                                   layout=W.Layout(width="420px"))
-        self.normalisation = W.ToggleButtons(options=[("% of generated set (paper)", "memorized"),
-                                                      ("% of group's points copied", "copied")],
-                                             value="memorized", description="normalisation", **buttons)
-        self.epoch_range = W.SelectionRangeSlider(options=[(str(e), e) for e in epochs], index=(0, len(epochs) - 1),
-                                                  description="epochs", continuous_update=False, style=style,
-                                                  layout=W.Layout(width="420px"))
-        self.repeats = W.SelectMultiple(options=[(f"repeat {r}", int(r)) for r in self.grid.repeats],
-                                        value=tuple(int(r) for r in self.grid.repeats), description="repeats shown",
-                                        rows=min(6, len(self.grid.repeats)), style=style)
+        self.ratio = W.FloatSlider(
+            value=c.ratio,
+            min=1.0,
+            max=self.k_max,
+            step=0.05,
+            readout_format=".2f",
+            description="ratio k",
+            continuous_update=True,
+            style=style,
+            layout=W.Layout(width="420px"),
+        )
+        self.normalisation = W.ToggleButtons(
+            options=[("% of generated set (paper)", "memorized"), ("% of group's points copied", "copied")],
+            value="memorized",
+            description="normalisation",
+            **buttons,
+        )
+        self.epoch_range = W.SelectionRangeSlider(
+            options=[(str(e), e) for e in epochs],
+            index=(0, len(epochs) - 1),
+            description="epochs",
+            continuous_update=False,
+            style=style,
+            layout=W.Layout(width="420px"),
+        )
+        self.repeats = W.SelectMultiple(
+            options=[(f"repeat {r}", int(r)) for r in self.grid.repeats],
+            value=tuple(int(r) for r in self.grid.repeats),
+            description="repeats shown",
+            rows=min(6, len(self.grid.repeats)),
+            style=style,
+        )
         self.status = W.HTML()
         self.summary = W.HTML()
         self.last_redraw_s = float("nan")
         self._resetting = False
-        self.figure = plots.rates_figure(self._table(), self.normalisation.value, title=self.title,
-                                         chance=self._chance(), figure_class=go.FigureWidget, width=1000, height=700)
+        self.figure = plots.rates_figure(
+            self._table(),
+            self.normalisation.value,
+            title=self.title,
+            chance=self._chance(),
+            figure_class=go.FigureWidget,
+            width=1000,
+            height=700,
+        )
         self.redraw()
         for w in (self.ratio, self.normalisation, self.epoch_range, self.repeats):
             w.observe(self.redraw, names="value")
@@ -108,8 +143,14 @@ class Explorer:
         value = self.normalisation.value
         lo, hi = self.epoch_range.value
         shown = list(self.repeats.value)
-        specs = plots.trace_specs(table, value, repeats=shown, all_repeats=[int(r) for r in self.grid.repeats],
-                                  chance=self._chance(), epoch_range=(lo, hi))
+        specs = plots.trace_specs(
+            table,
+            value,
+            repeats=shown,
+            all_repeats=[int(r) for r in self.grid.repeats],
+            chance=self._chance(),
+            epoch_range=(lo, hi),
+        )
         window = table[(table.epoch >= lo) & (table.epoch <= hi) & table.repeat.isin(shown)]
         with self.figure.batch_update():
             for trace, spec in zip(self.figure.data, specs):
@@ -124,11 +165,14 @@ class Explorer:
             table_html = s.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-", border=0)
             # long column names (first_epoch_memorized_above_null) may wrap after an underscore, so the
             # table fits the notebook's width instead of being cut at its edge
-            self.summary.value = re.sub(r"(<th[^>]*>)([^<]*)(</th>)",
-                                        lambda m: m[1] + m[2].replace("_", "_<wbr>") + m[3], table_html)
+            self.summary.value = re.sub(
+                r"(<th[^>]*>)([^<]*)(</th>)", lambda m: m[1] + m[2].replace("_", "_<wbr>") + m[3], table_html
+            )
         self.last_redraw_s = time.perf_counter() - t0
-        self.status.value = (f"<small>k = {self._threshold():.2f}, {len(shown)} repeat(s), epochs {lo}-{hi}; "
-                             f"redrawn in {1000 * self.last_redraw_s:.0f} ms from stored arrays</small>")
+        self.status.value = (
+            f"<small>k = {self._threshold():.2f}, {len(shown)} repeat(s), epochs {lo}-{hi}; "
+            f"redrawn in {1000 * self.last_redraw_s:.0f} ms from stored arrays</small>"
+        )
         return self.last_redraw_s
 
     @property
@@ -168,13 +212,20 @@ def run_label(path: Path) -> str:
 
 def config_html(results: Results) -> str:
     """The run's configuration and manifest as an HTML table."""
-    rows = "".join(f"<tr><td>{html.escape(k)}</td><td><code>{html.escape(repr(v))}</code></td></tr>"
-                   for k, v in results.config.to_dict().items())
+    rows = "".join(
+        f"<tr><td>{html.escape(k)}</td><td><code>{html.escape(repr(v))}</code></td></tr>"
+        for k, v in results.config.to_dict().items()
+    )
     m = results.manifest
-    extra = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(m[k]))}</td></tr>"
-                    for k in ("complete", "device", "train_s", "generate_s", "metric_s") if k in m)
-    return (f"<b>{html.escape(results.path.name)}</b><table style='font-size:12px'>{rows}"
-            f"<tr><td colspan=2><b>manifest</b></td></tr>{extra}</table>")
+    extra = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(m[k]))}</td></tr>"
+        for k in ("complete", "device", "train_s", "generate_s", "metric_s")
+        if k in m
+    )
+    return (
+        f"<b>{html.escape(results.path.name)}</b><table style='font-size:12px'>{rows}"
+        f"<tr><td colspan=2><b>manifest</b></td></tr>{extra}</table>"
+    )
 
 
 class RunBrowser:
@@ -188,8 +239,12 @@ class RunBrowser:
         names = [p.name for p in runs]
         if run is not None and run not in names:
             raise ValueError(f"run {run!r} is not under {self.root}; runs there: {names}")
-        self.dropdown = W.Dropdown(options=[(run_label(p), p.name) for p in runs], value=run or names[0],
-                                   description="run", layout=W.Layout(width="900px"))
+        self.dropdown = W.Dropdown(
+            options=[(run_label(p), p.name) for p in runs],
+            value=run or names[0],
+            description="run",
+            layout=W.Layout(width="900px"),
+        )
         self.area = W.Box()
         self.explorer: Explorer | None = None
         self.show(self.dropdown.value)
@@ -200,8 +255,12 @@ class RunBrowser:
         self.explorer = Explorer(results)
         # beside the controls, not beside the 1000-px figure: there it pushed the figure past the
         # notebook's width (clipped on a laptop screen); a framed box that scrolls, as tall as the controls
-        side = W.HTML(config_html(results), layout=W.Layout(width="360px", max_height="260px", overflow="auto",
-                                                            margin="0 0 12px 24px", border="1px solid #ddd"))
+        side = W.HTML(
+            config_html(results),
+            layout=W.Layout(
+                width="360px", max_height="260px", overflow="auto", margin="0 0 12px 24px", border="1px solid #ddd"
+            ),
+        )
         self.area.children = (self.explorer.compose(side),)
 
     @property

@@ -5,9 +5,11 @@ grid of runs: datasets x outlier counts, each a `memnb.ExperimentConfig` with no
 (the positives of the anomaly benchmark are the injected outliers alone) and the matched test set
 (with the paper's base test set every sample near the outlier cluster counts as memorized, by
 construction, which would decide the memorization scores). `FULL` is the benchmark reported in
-docs/applications_section.md; a notebook's parameters default to it, and `profile` reduces them:
+docs/applications.md; a notebook's parameters default to it, and `profile` reduces them:
 
-- ``full``: nothing reduced (about 6 minutes per run on the shared 2-core machine, 6 runs);
+Profiles are memnb's one vocabulary (`profiles.PROFILES`; ``full`` is accepted for ``paper``):
+
+- ``paper`` (or ``full``): nothing reduced (about 6 minutes per run on the shared 2-core machine, 6 runs);
 - ``laptop`` (notebook default): at most `LAPTOP_EPOCHS` epochs, evaluated every
   `LAPTOP_EVAL_EVERY` (a few minutes in all); same datasets, sizes, outliers and repeats;
 - ``smoke``: seconds, for tests: one dataset, 5 outliers among 60 points, 2 repeats, 4 epochs.
@@ -15,15 +17,16 @@ docs/applications_section.md; a notebook's parameters default to it, and `profil
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..core.config import ExperimentConfig
 from ..experiment.runner import run_experiment
-from .profiles import resolve_runs_root
+from .profiles import check_profile, resolve_runs_root
 
-PROFILES = ("full", "laptop", "smoke")
-FULL: dict[str, Any] = dict(datasets=["moons", "circle", "gmm"], outlier_counts=[10, 20], n_base=200, n_repeats=5,
-                            epochs=2000, eval_every=100)
+FULL: dict[str, Any] = dict(
+    datasets=["moons", "circle", "gmm"], outlier_counts=[10, 20], n_base=200, n_repeats=5, epochs=2000, eval_every=100
+)
 SHARED = dict(n_duplicates=0, test_set="matched", seed=0)  # fixed fields of every benchmark run
 LAPTOP_EPOCHS, LAPTOP_EVAL_EVERY = 400, 40
 SMOKE: dict[str, Any] = dict(datasets=["moons"], outlier_counts=[5], n_base=60, n_repeats=2, epochs=4, eval_every=1)
@@ -31,8 +34,7 @@ SMOKE: dict[str, Any] = dict(datasets=["moons"], outlier_counts=[5], n_base=60, 
 
 def apply_profile(params: Mapping[str, Any], profile: str) -> tuple[dict[str, Any], dict[str, tuple[Any, Any]]]:
     """(parameters to run, {name: (given, reduced)}) for `profile`; params holds the keys of `FULL`."""
-    if profile not in PROFILES:
-        raise ValueError(f"profile {profile!r} is unknown; allowed: {' | '.join(PROFILES)}")
+    profile = check_profile(profile)
     missing = sorted(set(FULL) - set(params))
     if missing:
         raise ValueError(f"parameters {missing} are missing; allowed: a mapping with keys {sorted(FULL)}")
@@ -47,21 +49,37 @@ def apply_profile(params: Mapping[str, Any], profile: str) -> tuple[dict[str, An
 
 def configs(params: Mapping[str, Any]) -> list[ExperimentConfig]:
     """The grid's configs, one per dataset x outlier count (device "cpu": the tiny model is not worth a GPU)."""
-    return [ExperimentConfig(dataset=d, n_outliers=int(n), n_base=params["n_base"], n_repeats=params["n_repeats"],
-                             epochs=params["epochs"], eval_every=params["eval_every"], device="cpu", **SHARED)
-            for d in params["datasets"] for n in params["outlier_counts"]]
+    return [
+        ExperimentConfig(
+            dataset=d,
+            n_outliers=int(n),
+            n_base=params["n_base"],
+            n_repeats=params["n_repeats"],
+            epochs=params["epochs"],
+            eval_every=params["eval_every"],
+            device="cpu",
+            **SHARED,
+        )
+        for d in params["datasets"]
+        for n in params["outlier_counts"]
+    ]
 
 
 def describe(name: str, profile: str, reductions: Mapping[str, tuple[Any, Any]], params: Mapping[str, Any]) -> str:
     """The lines a notebook prints first: its profile, what was reduced against the full benchmark, the grid."""
-    head = (f"{name}: profile {profile!r} -- the full benchmark" if not reductions else
-            f"{name}: profile {profile!r} -- NOT the full benchmark; reduced:")
+    head = (
+        f"{name}: profile {profile!r} -- the full benchmark"
+        if not reductions
+        else f"{name}: profile {profile!r} -- NOT the full benchmark; reduced:"
+    )
     lines = [head] + [f"    {k:<15} {given!s:>22} -> {now!s}" for k, (given, now) in reductions.items()]
-    if profile == "full" and any(params[k] != FULL[k] for k in FULL):
+    if check_profile(profile) == "paper" and any(params[k] != FULL[k] for k in FULL):
         lines.append("    (parameters differ from the full benchmark's defaults)")
-    lines.append(f"Grid: datasets {list(params['datasets'])} x outliers {list(params['outlier_counts'])}, "
-                 f"{params['n_base']} base points, {params['n_repeats']} repeats, {params['epochs']} epochs "
-                 f"evaluated every {params['eval_every']}; no duplicates; matched test set")
+    lines.append(
+        f"Grid: datasets {list(params['datasets'])} x outliers {list(params['outlier_counts'])}, "
+        f"{params['n_base']} base points, {params['n_repeats']} repeats, {params['epochs']} epochs "
+        f"evaluated every {params['eval_every']}; no duplicates; matched test set"
+    )
     return "\n".join(lines)
 
 

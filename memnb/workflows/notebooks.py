@@ -50,16 +50,20 @@ def _field_comments() -> dict[str, str]:
 
 
 def caption(config: ExperimentConfig) -> str:
-    return (f"{config.n_duplicates} near-duplicates / {config.n_outliers} outliers injected, {config.epochs} epochs, "
-            f"{config.n_base} points, ratio {config.ratio:g}")
+    return (
+        f"{config.n_duplicates} near-duplicates / {config.n_outliers} outliers injected, {config.epochs} epochs, "
+        f"{config.n_base} points, ratio {config.ratio:g}"
+    )
 
 
 def parameters_source(figure: int) -> str:
     """The papermill parameters cell of Figure `figure`: every config field (its default), then the controls."""
     config = profiles.figure_config(figure)
     notes = _field_comments()
-    lines = [f"# Papermill parameters. ExperimentConfig fields, defaults = Figure {figure} of the paper:",
-             f"# {caption(config)}, {config.n_repeats} repeats, {config.dataset}."]
+    lines = [
+        f"# Papermill parameters. ExperimentConfig fields, defaults = Figure {figure} of the paper:",
+        f"# {caption(config)}, {config.n_repeats} repeats, {config.dataset}.",
+    ]
     for f in fields(ExperimentConfig):
         value = getattr(config, f.name)
         note = f"  # {notes[f.name]}" if f.name in notes else ""
@@ -72,7 +76,9 @@ def parameters_source(figure: int) -> str:
 def _cells(figure: int) -> list[tuple[str, str]]:
     config = profiles.figure_config(figure)
     return [
-        ("markdown", f"""# Figure {figure} of *Outliers memorized last*
+        (
+            "markdown",
+            f"""# Figure {figure} of *Outliers memorized last*
 
 **{caption(config)}**, {config.n_repeats} repeats, {config.dataset}.
 
@@ -84,64 +90,98 @@ The next cell holds the papermill parameters: every `memnb.ExperimentConfig` fie
 configuration of this figure) and `profile` (`paper` | `laptop` | `smoke`, default `laptop`: what it reduces is \
 printed first), `interactive`, `runs_root`, `out_dir`. The run is reused from `outputs/runs/` when it exists and \
 resumed when it was interrupted. This notebook is generated from one template for all four figures \
-(`python -m memnb.workflows.notebooks`)."""),
+(`python -m memnb.workflows.notebooks`).""",
+        ),
         ("parameters", parameters_source(figure)),
-        ("code", f"""from memnb.views import figures
+        (
+            "code",
+            f"""from memnb.views import figures
 from memnb.workflows import profiles
 
 FIGURE = {figure}
 given = profiles.config_from(globals(), profiles.figure_config(FIGURE))  # the parameters above
 config, reductions = profiles.apply_profile(given, profile)
-print(profiles.describe_profile(profile, reductions, config, FIGURE, given))"""),
-        ("code", """results = profiles.run(config, runs_root, text_progress=not interactive)  # trains, resumes, or just loads
+print(profiles.describe_profile(profile, reductions, config, FIGURE, given))""",
+        ),
+        (
+            "code",
+            """results = profiles.run(config, runs_root, text_progress=not interactive)  # trains, resumes, or just loads
 table = results.table()  # every repeat x epoch x group x criterion x threshold
 view = figures.select(table, "paper", config.ratio)  # the paper's criterion at its ratio
 title = profiles.figure_title(config, profile, FIGURE, reductions)
-results"""),
-        ("markdown", """## 1. The paper's view
+results""",
+        ),
+        (
+            "markdown",
+            """## 1. The paper's view
 
 Memorized samples attributed to each group, as a percentage of the generated set, over epochs: mean over repeats \
 with a 95% Student-t band, faint individual repeats, the null baseline dashed, and on the *all groups* panel the \
-analytic chance level n/(n + k²m). One panel per group, each with its own y-axis."""),
-        ("code", """fig_paper = figures.paper_view(view, config, title=title)
-fig_paper.show()"""),
-        ("markdown", """## 2. The per-group view
+analytic chance level n/(n + k²m). One panel per group, each with its own y-axis.""",
+        ),
+        (
+            "code",
+            """fig_paper = figures.paper_view(view, config, title=title)
+fig_paper.show()""",
+        ),
+        (
+            "markdown",
+            """## 2. The per-group view
 
 The share of each group's training points copied by at least one memorized sample. The paper's normalisation (by \
-the generated set) hides the small groups; this one compares groups on an equal footing."""),
-        ("code", """fig_groups = figures.group_view(view, title=title)
-fig_groups.show()"""),
+the generated set) hides the small groups; this one compares groups on an equal footing.""",
+        ),
+        (
+            "code",
+            """fig_groups = figures.group_view(view, title=title)
+fig_groups.show()""",
+        ),
         ("markdown", "## 3. Summary"),
         ("code", "print(figures.summary_text(view, config))"),
-        ("code", """# Sanity assertions: a wrong result fails here (and nbval with it), not only an exception.
+        (
+            "code",
+            """# Sanity assertions: a wrong result fails here (and nbval with it), not only an exception.
 shares = table[["memorized", "memorized_null", "copied", "copied_null"]]
 assert (shares.isna() | ((shares >= 0) & (shares <= 1))).all().all(), "a share outside [0, 1]"
 assert set(table.group) == {"inlier", "outlier", "duplicate", "all"}, set(table.group)
 null = view[view.group == "all"].memorized_null.mean()
 assert abs(null - figures.expected_null(config)) < 0.03, (null, figures.expected_null(config))
-print(figures.check_sanity(table, config))  # all checks at once; raises AssertionError listing every failure"""),
-        ("markdown", """## Export
+print(figures.check_sanity(table, config))  # all checks at once; raises AssertionError listing every failure""",
+        ),
+        (
+            "markdown",
+            """## Export
 
 `out_dir` set (as `make figures` does): a standalone HTML page with both views and the summary, and PNG and SVG \
-images of each view."""),
-        ("code", """if out_dir:
+images of each view.""",
+        ),
+        (
+            "code",
+            """if out_dir:
     text = profiles.describe_profile(profile, reductions, config, FIGURE, given) + "\\n\\n" + figures.summary_text(view, config)
     written = figures.export({"memorized": fig_paper, "copied": fig_groups}, out_dir, f"figure{FIGURE}", title=title, text=text)
     print("\\n".join(map(str, written)))
 else:
-    print("out_dir is None: nothing exported")"""),
-        ("markdown", """## Interactive exploration
+    print("out_dir is None: nothing exported")""",
+        ),
+        (
+            "markdown",
+            """## Interactive exploration
 
 Ratio k, epoch range, criterion (one button per criterion: the paper's d_test ≥ k·d_train, the train-only d2 > k·d1 \
 rule, Carlini et al.'s relative rule), normalisation and repeats shown. Redrawn from the stored per-sample \
-distances: no search, no training."""),
-        ("code", """if interactive:
+distances: no search, no training.""",
+        ),
+        (
+            "code",
+            """if interactive:
     from memnb.views.widgets import Explorer
 
     explorer = Explorer(results, title=title)
     display(explorer)
 else:
-    print("interactive = False: static figures only")"""),
+    print("interactive = False: static figures only")""",
+        ),
     ]
 
 
@@ -158,8 +198,10 @@ def figure_notebook(figure: int) -> nbformat.NotebookNode:
         cell["id"] = str(i)
         cells.append(cell)
     nb = nbformat.v4.new_notebook(cells=cells)
-    nb.metadata = {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
-                   "language_info": {"name": "python"}}
+    nb.metadata = {
+        "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    }
     nb.nbformat, nb.nbformat_minor = 4, 5
     return nb
 
@@ -180,9 +222,12 @@ def write(directory: Path | str = NOTEBOOKS, figures=tuple(profiles.FIGURES)) ->
 
 def stale(directory: Path | str = NOTEBOOKS, figures=tuple(profiles.FIGURES)) -> list[Path]:
     """The committed figure notebooks that differ from the template's (missing ones included)."""
-    return [Path(directory) / f"figure{n}.ipynb" for n in figures
-            if not (Path(directory) / f"figure{n}.ipynb").is_file()
-            or (Path(directory) / f"figure{n}.ipynb").read_text(encoding="utf-8") != notebook_text(n)]
+    return [
+        Path(directory) / f"figure{n}.ipynb"
+        for n in figures
+        if not (Path(directory) / f"figure{n}.ipynb").is_file()
+        or (Path(directory) / f"figure{n}.ipynb").read_text(encoding="utf-8") != notebook_text(n)
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

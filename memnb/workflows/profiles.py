@@ -23,14 +23,17 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import fields
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from ..core.config import ExperimentConfig
+from ..core.config import CONFIG_FIELDS, ExperimentConfig
 from ..experiment.runner import run_experiment
 
+# One vocabulary of profiles for every notebook: the full protocol (nothing reduced), a laptop's few minutes,
+# CI's seconds. "full" is the name the application notebooks used for "paper" (accepted, same meaning).
 PROFILES = ("paper", "laptop", "smoke")
+PROFILE_ALIASES = {"full": "paper"}
 
 # The paper's figures (section 4.1): moons, ratio 1.5, 10 repeats, samples drawn at every epoch.
 # The captions read "400 Inliers/400 Outliers Injected"; the text injects outliers and
@@ -43,7 +46,7 @@ FIGURES: dict[int, ExperimentConfig] = {
     4: ExperimentConfig(**_PAPER, n_base=10000, n_duplicates=100, n_outliers=100, epochs=10),
 }
 
-# laptop: tuned so that each figure takes about 5 minutes on a 2-core CPU (README, "Profiles")
+# laptop: tuned so that each figure takes about 5 minutes on a 2-core CPU (docs/notebooks.md, "Profiles")
 LAPTOP_REPEATS = 3
 LAPTOP_TRAIN_STEPS = 65_000  # optimizer steps per repeat: 100 epochs at 20800 points, 200 at 10200
 LAPTOP_EVALS = 10  # evaluated epochs besides epoch 0
@@ -53,7 +56,6 @@ SMOKE_MIN_INJECTED = 10
 SMOKE_EPOCHS = 4
 SMOKE_REPEATS = 2
 
-CONFIG_FIELDS = tuple(f.name for f in fields(ExperimentConfig))
 FIELD_MEANING = {
     "n_repeats": "repeats",
     "epochs": "training epochs",
@@ -66,9 +68,12 @@ FIELD_MEANING = {
 }
 
 
-def _check_profile(profile: str) -> None:
+def check_profile(profile: str) -> str:
+    """The profile's canonical name (PROFILES; an alias of PROFILE_ALIASES is translated); ValueError otherwise."""
+    profile = PROFILE_ALIASES.get(profile, profile) if isinstance(profile, str) else profile
     if profile not in PROFILES:
         raise ValueError(f"profile {profile!r} is unknown; allowed: {' | '.join(PROFILES)}")
+    return profile
 
 
 def figure_config(figure: int) -> ExperimentConfig:
@@ -85,7 +90,7 @@ def _round_epochs(e: float) -> int:
 
 def apply_profile(config: ExperimentConfig, profile: str) -> tuple[ExperimentConfig, dict[str, tuple[Any, Any]]]:
     """(the config to run, {field: (given value, reduced value)}) for `profile` (see the module docstring)."""
-    _check_profile(profile)
+    profile = check_profile(profile)
     c = config
     changes: dict[str, Any] = {}
     if profile == "laptop":
@@ -100,8 +105,14 @@ def apply_profile(config: ExperimentConfig, profile: str) -> tuple[ExperimentCon
         def scaled(n: int) -> int:
             return n if n == 0 else min(n, max(SMOKE_MIN_INJECTED, round(n * scale)))
 
-        changes.update(n_base=n_base, n_outliers=scaled(c.n_outliers), n_duplicates=min(scaled(c.n_duplicates), n_base),
-                       epochs=min(c.epochs, SMOKE_EPOCHS), eval_every=1, n_repeats=min(c.n_repeats, SMOKE_REPEATS))
+        changes.update(
+            n_base=n_base,
+            n_outliers=scaled(c.n_outliers),
+            n_duplicates=min(scaled(c.n_duplicates), n_base),
+            epochs=min(c.epochs, SMOKE_EPOCHS),
+            eval_every=1,
+            n_repeats=min(c.n_repeats, SMOKE_REPEATS),
+        )
         if c.n_test is not None:
             changes["n_test"] = max(2, min(c.n_test, round(c.n_test * scale)))
         n_train = changes["n_base"] + changes["n_outliers"] + changes["n_duplicates"]
@@ -112,10 +123,15 @@ def apply_profile(config: ExperimentConfig, profile: str) -> tuple[ExperimentCon
     return (c.replace(**changes) if reduced else c), reduced
 
 
-def describe_profile(profile: str, reductions: Mapping[str, tuple[Any, Any]], config: ExperimentConfig,
-                     figure: int | None = None, given: ExperimentConfig | None = None) -> str:
+def describe_profile(
+    profile: str,
+    reductions: Mapping[str, tuple[Any, Any]],
+    config: ExperimentConfig,
+    figure: int | None = None,
+    given: ExperimentConfig | None = None,
+) -> str:
     """The text a notebook prints first: profile, what it reduced, and how the parameters differ from the paper's."""
-    _check_profile(profile)
+    profile = check_profile(profile)
     name = f"Figure {figure}" if figure is not None else "This run"
     lines = []
     if not reductions:
@@ -127,10 +143,14 @@ def describe_profile(profile: str, reductions: Mapping[str, tuple[Any, Any]], co
     lines.append(f"    evaluated epochs: {len(config.eval_epochs)} ({_epochs_text(config)})")
     if figure is not None and given is not None:
         paper = figure_config(figure)
-        diff = {k: (getattr(paper, k), getattr(given, k)) for k in CONFIG_FIELDS if getattr(paper, k) != getattr(given, k)}
+        diff = {
+            k: (getattr(paper, k), getattr(given, k)) for k in CONFIG_FIELDS if getattr(paper, k) != getattr(given, k)
+        }
         if diff:
-            lines.append(f"Parameters set apart from the paper's Figure {figure}: "
-                         + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in diff.items()))
+            lines.append(
+                f"Parameters set apart from the paper's Figure {figure}: "
+                + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in diff.items())
+            )
         else:
             lines.append(f"Parameters: the paper's Figure {figure} configuration.")
     lines.append(f"Run: {config.run_name()}")
@@ -142,15 +162,22 @@ def _epochs_text(config: ExperimentConfig) -> str:
     return ", ".join(map(str, ep)) if len(ep) <= 12 else f"{ep[0]}, {ep[1]}, {ep[2]}, ..., {ep[-1]}"
 
 
-def figure_title(config: ExperimentConfig, profile: str, figure: int | None = None,
-                 reductions: Mapping[str, tuple[Any, Any]] | None = None) -> str:
+def figure_title(
+    config: ExperimentConfig,
+    profile: str,
+    figure: int | None = None,
+    reductions: Mapping[str, tuple[Any, Any]] | None = None,
+) -> str:
     """Title naming the configuration and profile, for every plot; a second line lists what the profile reduced."""
     head = f"Figure {figure}" if figure is not None else config.dataset
-    title = (f"{head} [profile {profile}]: {config.dataset}, {config.n_base} points + {config.n_duplicates} "
-             f"near-duplicates + {config.n_outliers} outliers, {config.epochs} epochs, {config.n_repeats} repeats")
+    title = (
+        f"{head} [profile {profile}]: {config.dataset}, {config.n_base} points + {config.n_duplicates} "
+        f"near-duplicates + {config.n_outliers} outliers, {config.epochs} epochs, {config.n_repeats} repeats"
+    )
     if reductions:
         title += "\nreduced from the paper's protocol: " + ", ".join(
-            f"{FIELD_MEANING.get(k, k)} {a} → {b}" for k, (a, b) in reductions.items())
+            f"{FIELD_MEANING.get(k, k)} {a} → {b}" for k, (a, b) in reductions.items()
+        )
     return title
 
 

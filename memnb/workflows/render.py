@@ -48,8 +48,14 @@ def reductions_text(figure: int, profile: str) -> str:
     return profiles.describe_profile(profile, reductions, config, figure, paper)
 
 
-def render(profile: str = "laptop", out: Path | str = "outputs/figures", figures=FIGURE_NUMBERS,
-           runs_root: Path | str | None = None, log_output: bool = True, progress_bar: bool = True) -> dict[int, float]:
+def render(
+    profile: str = "laptop",
+    out: Path | str = "outputs/figures",
+    figures=FIGURE_NUMBERS,
+    runs_root: Path | str | None = None,
+    log_output: bool = True,
+    progress_bar: bool = True,
+) -> dict[int, float]:
     """Execute the figure notebooks into `out`; returns {figure: wall seconds}."""
     profiles.apply_profile(profiles.figure_config(1), profile)  # a clear error for a bad profile, before any work
     for n in figures:
@@ -64,15 +70,24 @@ def render(profile: str = "laptop", out: Path | str = "outputs/figures", figures
         print(f"\n=== Figure {n} ===\n{reductions_text(n, profile)}", flush=True)
         t0 = time.perf_counter()
         pm.execute_notebook(
-            str(NOTEBOOKS / f"figure{n}.ipynb"), str(out / f"figure{n}.ipynb"),
+            str(NOTEBOOKS / f"figure{n}.ipynb"),
+            str(out / f"figure{n}.ipynb"),
             parameters=dict(profile=profile, interactive=False, out_dir=str(out), runs_root=str(root)),
-            kernel_name="python3", progress_bar=progress_bar, log_output=log_output, cwd=str(NOTEBOOKS),
+            kernel_name="python3",
+            progress_bar=progress_bar,
+            log_output=log_output,
+            cwd=str(NOTEBOOKS),
         )
         times[n] = time.perf_counter() - t0
-        print(f"Figure {n} done in {times[n]:.0f} s: {', '.join(sorted(p.name for p in out.glob(f'figure{n}[._]*')))}",
-              flush=True)
-    print(f"\nWall time per figure (profile {profile}, {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}): "
-          + ", ".join(f"Figure {n}: {t:.0f} s" for n, t in times.items()), flush=True)
+        print(
+            f"Figure {n} done in {times[n]:.0f} s: {', '.join(sorted(p.name for p in out.glob(f'figure{n}[._]*')))}",
+            flush=True,
+        )
+    print(
+        f"\nWall time per figure (profile {profile}, {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}): "
+        + ", ".join(f"Figure {n}: {t:.0f} s" for n, t in times.items()),
+        flush=True,
+    )
     return times
 
 
@@ -90,19 +105,34 @@ def prepare(directory: Path | str, profile: str = "smoke", figures=FIGURE_NUMBER
             raise ValueError(f"{d} is not empty and was not made by --prepare-only; choose an empty or new folder")
         shutil.rmtree(d)
     d.mkdir(parents=True)
-    (d / PREPARED_MARKER).write_text("made by python -m memnb.workflows.render --prepare-only; deleted and rebuilt each time\n")
+    (d / PREPARED_MARKER).write_text(
+        "made by python -m memnb.workflows.render --prepare-only; deleted and rebuilt each time\n"
+    )
     written = []
     for n in figures:
         target = d / f"figure{n}.ipynb"
         # each notebook its own runs folder: two figures' smoke configs may coincide, and nbval runs them in parallel
-        pm.execute_notebook(str(NOTEBOOKS / f"figure{n}.ipynb"), str(target), prepare_only=True, kernel_name="python3",
-                            parameters=dict(profile=profile, runs_root=str(d / "runs" / f"figure{n}"), out_dir=None),
-                            progress_bar=False, log_output=False)
+        pm.execute_notebook(
+            str(NOTEBOOKS / f"figure{n}.ipynb"),
+            str(target),
+            prepare_only=True,
+            kernel_name="python3",
+            parameters=dict(profile=profile, runs_root=str(d / "runs" / f"figure{n}"), out_dir=None),
+            progress_bar=False,
+            log_output=False,
+        )
         written.append(target)
     if explore:
         target = d / "explore.ipynb"
-        pm.execute_notebook(str(NOTEBOOKS / "explore.ipynb"), str(target), prepare_only=True, kernel_name="python3",
-                            parameters=dict(runs_root=str(d / "runs" / "explore")), progress_bar=False, log_output=False)
+        pm.execute_notebook(
+            str(NOTEBOOKS / "explore.ipynb"),
+            str(target),
+            prepare_only=True,
+            kernel_name="python3",
+            parameters=dict(runs_root=str(d / "runs" / "explore")),
+            progress_bar=False,
+            log_output=False,
+        )
         written.append(target)
     return written
 
@@ -111,10 +141,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m memnb.workflows.render", description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="laptop", help=f"one of {' | '.join(profiles.PROFILES)} (default laptop)")
     ap.add_argument("--out", default=None, help="output folder (default <project>/outputs/figures)")
-    ap.add_argument("--figures", type=int, nargs="+", default=list(FIGURE_NUMBERS), help="figure numbers (default 1 2 3 4)")
+    ap.add_argument(
+        "--figures", type=int, nargs="+", default=list(FIGURE_NUMBERS), help="figure numbers (default 1 2 3 4)"
+    )
     ap.add_argument("--runs-root", default=None, help="runs folder (default $MEMNB_RUNS or <project>/outputs/runs)")
-    ap.add_argument("--prepare-only", metavar="DIR", default=None,
-                    help="write parameterized notebooks (figures and explore) into DIR without executing them")
+    ap.add_argument(
+        "--prepare-only",
+        metavar="DIR",
+        default=None,
+        help="write parameterized notebooks (figures and explore) into DIR without executing them",
+    )
     ap.add_argument("--no-log-output", action="store_true", help="do not copy the notebooks' output to the terminal")
     args = ap.parse_args(argv)
     if args.profile not in profiles.PROFILES:
@@ -127,7 +163,9 @@ def main(argv: list[str] | None = None) -> int:
             written = prepare(args.prepare_only, args.profile, args.figures)
         except ValueError as e:
             ap.error(str(e))
-        print(f"memnb.workflows.render: {len(written)} notebooks at profile {args.profile!r}, not executed, in {args.prepare_only}")
+        print(
+            f"memnb.workflows.render: {len(written)} notebooks at profile {args.profile!r}, not executed, in {args.prepare_only}"
+        )
         return 0
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     out = Path(args.out) if args.out else profiles.project_root() / "outputs" / "figures"

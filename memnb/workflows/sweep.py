@@ -29,7 +29,6 @@ import dataclasses
 import fcntl
 import hashlib
 import itertools
-import json
 import os
 import socket
 import time
@@ -42,14 +41,13 @@ import numpy as np
 import pandas as pd
 
 from ..analysis.curves import first_epoch_above_null, t_halfwidth
-from ..core.config import ExperimentConfig
+from ..core.config import CONFIG_FIELDS, ExperimentConfig
 from ..core.registry import CRITERIA
 from ..core.storage import write_json, write_parquet
 from ..core.vocabulary import DISPLAY_GROUPS, VALUES
 from ..experiment.results import TABLE_COLUMNS, Results
 from ..experiment.runner import run_dir, run_experiment
 
-CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(ExperimentConfig))
 EXECUTORS = ("dask", "serial")
 STATUSES = ("new", "partial", "complete")
 
@@ -58,7 +56,7 @@ class SweepError(RuntimeError):
     """Some configurations of a sweep failed after their retries; the others are finished and aggregated
     (`.sweep` holds the Sweep, its log and its table)."""
 
-    def __init__(self, message: str, sweep: "Sweep"):
+    def __init__(self, message: str, sweep: Sweep):
         super().__init__(message)
         self.sweep = sweep
 
@@ -168,10 +166,15 @@ def run_one(config: dict, root: str, torch_threads: int = 1) -> dict[str, Any]:
         results = run_experiment(cfg, root, progress=False)
         manifest = results.manifest
     return {
-        "run": name, "status_before": status, "complete": results.complete,
+        "run": name,
+        "status_before": status,
+        "complete": results.complete,
         "resumed_from_epoch": manifest.get("resumed_from_epoch") if status != "complete" else None,
-        "wall_s": round(time.perf_counter() - t0, 3), "lock_wait_s": round(waited, 3),
-        "host": socket.gethostname(), "pid": os.getpid(), "torch_threads": torch.get_num_threads(),
+        "wall_s": round(time.perf_counter() - t0, 3),
+        "lock_wait_s": round(waited, 3),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "torch_threads": torch.get_num_threads(),
         "malloc_trim_threshold": malloc_trim_threshold_at_start(),
     }
 
@@ -205,8 +208,8 @@ def local_cluster(n_workers: int | None = None, torch_threads: int = 1, **kwargs
 
     n_workers: None sizes it to the machine, cores // torch_threads. Extra keyword arguments go to
     LocalCluster (e.g. ``dashboard_address=":8787"``; the dashboard needs bokeh)."""
-    from distributed import LocalCluster
     import dask
+    from distributed import LocalCluster
 
     if n_workers is None:
         n_workers = max(1, machine_cores() // torch_threads)
@@ -236,11 +239,12 @@ def slurm_cluster(cores: int, memory: str, torch_threads: int = 1, job_script_pr
         "unset MALLOC_TRIM_THRESHOLD_",
         # dask reads its config from DASK_* variables (parsed as Python literals): the job's nanny then
         # starts its workers without MALLOC_TRIM_THRESHOLD_ and with torch_threads OpenMP threads
-        f"export DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON=\"{environ!r}\"",
+        f'export DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON="{environ!r}"',
         *job_script_prologue,
     ]
-    return SLURMCluster(cores=cores, processes=max(1, cores // torch_threads), memory=memory,
-                        job_script_prologue=prologue, **kwargs)
+    return SLURMCluster(
+        cores=cores, processes=max(1, cores // torch_threads), memory=memory, job_script_prologue=prologue, **kwargs
+    )
 
 
 # -- the sweep ---------------------------------------------------------------------------------------
@@ -281,13 +285,21 @@ def sweep_table(configs: Sequence[ExperimentConfig], root: Path | str | None = N
         return pd.DataFrame(columns=["run", *CONFIG_FIELDS, *TABLE_COLUMNS])
     table = pd.concat(frames, ignore_index=True)
     table = config_frame(finished).merge(table, on="run", how="right", validate="one_to_many")
-    for name in [c for c in table.columns if pd.api.types.is_string_dtype(table[c])]:  # run, group, criterion, text fields
+    for name in [
+        c for c in table.columns if pd.api.types.is_string_dtype(table[c])
+    ]:  # run, group, criterion, text fields
         table[name] = table[name].astype("category")
     return table[["run", *CONFIG_FIELDS, *TABLE_COLUMNS]]
 
 
-def grid_summary(table: pd.DataFrame, grid_fields: Sequence[str], criterion: str = "paper", threshold: float | None = None,
-                 value: str = "copied", confidence: float = 0.95) -> pd.DataFrame:
+def grid_summary(
+    table: pd.DataFrame,
+    grid_fields: Sequence[str],
+    criterion: str = "paper",
+    threshold: float | None = None,
+    value: str = "copied",
+    confidence: float = 0.95,
+) -> pd.DataFrame:
     """One row per configuration x group: where each group ends, against its null, at the final epoch.
 
     table: `sweep_table` rows (config columns included). threshold None: each run's own (``ratio``,
@@ -301,11 +313,15 @@ def grid_summary(table: pd.DataFrame, grid_fields: Sequence[str], criterion: str
         raise ValueError(f"value = {value!r} is invalid; allowed: one of {VALUES}")
     missing = [f for f in grid_fields if f not in table.columns]
     if missing:
-        raise ValueError(f"grid fields {missing} are not columns of the table; allowed: config fields {list(CONFIG_FIELDS)}")
+        raise ValueError(
+            f"grid fields {missing} are not columns of the table; allowed: config fields {list(CONFIG_FIELDS)}"
+        )
     rows = table[table.criterion == criterion]
     if rows.empty:
         raise ValueError(f"criterion = {criterion!r} is not in the table; present: {sorted(table.criterion.unique())}")
-    own = CRITERIA.get(criterion).own_threshold(rows) if threshold is None else float(threshold)  # per row: each run's own
+    own = (
+        CRITERIA.get(criterion).own_threshold(rows) if threshold is None else float(threshold)
+    )  # per row: each run's own
     rows = rows[np.isclose(rows.threshold.to_numpy(np.float64), np.asarray(own, np.float64), rtol=0, atol=1e-9)]
     out = []
     for run, r in rows.groupby("run", observed=True, sort=False):
@@ -314,18 +330,28 @@ def grid_summary(table: pd.DataFrame, grid_fields: Sequence[str], criterion: str
         end = r[r.epoch == last]
         for group, g in end.groupby("group", observed=True, sort=False):
             diff = (g[value] - g[value + "_null"]).to_numpy(np.float64)
-            out.append({"run": run, **{f: g[f].iloc[0] for f in grid_fields}, "group": group, "n_repeats": len(g),
-                        "final_epoch": last, "value_%": 100 * g[value].mean(), "null_%": 100 * g[value + "_null"].mean(),
-                        "excess_pp": 100 * diff.mean(),
-                        "excess_ci95_pp": 100 * float(t_halfwidth(diff.std(ddof=1) if len(diff) > 1 else np.nan,
-                                                                  len(diff), confidence)),
-                        "first_epoch_above_null": first.get(str(group))})
+            out.append(
+                {
+                    "run": run,
+                    **{f: g[f].iloc[0] for f in grid_fields},
+                    "group": group,
+                    "n_repeats": len(g),
+                    "final_epoch": last,
+                    "value_%": 100 * g[value].mean(),
+                    "null_%": 100 * g[value + "_null"].mean(),
+                    "excess_pp": 100 * diff.mean(),
+                    "excess_ci95_pp": 100
+                    * float(t_halfwidth(diff.std(ddof=1) if len(diff) > 1 else np.nan, len(diff), confidence)),
+                    "first_epoch_above_null": first.get(str(group)),
+                }
+            )
     frame = pd.DataFrame(out)
     if not frame.empty:
         order = {g: i for i, g in enumerate(DISPLAY_GROUPS)}
         frame = frame.sort_values("group", key=lambda c: c.astype(str).map(order), kind="stable")
-        frame = frame.sort_values("run", key=lambda c: c.map({r: i for i, r in enumerate(dict.fromkeys(c))}),
-                                  kind="stable").reset_index(drop=True)
+        frame = frame.sort_values(
+            "run", key=lambda c: c.map({r: i for i, r in enumerate(dict.fromkeys(c))}), kind="stable"
+        ).reset_index(drop=True)
         frame["first_epoch_above_null"] = frame["first_epoch_above_null"].astype("Int64")
     return frame
 
@@ -349,9 +375,124 @@ def _client(client, address, n_workers, torch_threads, cluster_kwargs):
     return c, close
 
 
-def run_sweep(configs: Sequence[ExperimentConfig], root: Path | str | None = None, *, out_dir: Path | str | None = None,
-              executor: str = "dask", client=None, address: str | None = None, n_workers: int | None = None,
-              torch_threads: int = 1, retries: int = 2, progress: bool = True, cluster_kwargs: dict | None = None) -> Sweep:
+def _check_sweep(configs, executor: str, torch_threads: int, retries: int) -> list[ExperimentConfig]:
+    """The configurations as a list, every argument validated before any work."""
+    configs = list(configs)
+    if not configs or not all(isinstance(c, ExperimentConfig) for c in configs):
+        raise ValueError("configs is invalid; allowed: a non-empty list of ExperimentConfig (see expand_grid)")
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor = {executor!r} is invalid; allowed: one of {EXECUTORS}")
+    worker_environ(torch_threads)  # validates torch_threads
+    _check_int("retries", retries, 0)
+    if len({c.run_name() for c in configs}) != len(configs):
+        raise ValueError("configs is invalid: the same configuration appears twice; allowed: distinct configurations")
+    return configs
+
+
+def _run_serial(todo, root: Path, torch_threads: int, bar) -> tuple[dict, dict, dict]:
+    """(reports, failures, cluster info) of running `todo` one after another in this process."""
+    import torch
+
+    reports, failed = {}, {}
+    threads = torch.get_num_threads()
+    try:
+        for c in todo:
+            try:
+                reports[c.run_name()] = run_one(c.to_dict(), str(root), torch_threads)
+            except Exception as e:  # the others still run
+                failed[c.run_name()] = f"{type(e).__name__}: {e}"
+            bar.update(1)
+    finally:
+        torch.set_num_threads(threads)
+    return reports, failed, {}
+
+
+def _run_dask(
+    todo, root: Path, torch_threads: int, retries: int, bar, client, address, n_workers, cluster_kwargs
+) -> tuple[dict, dict, dict]:
+    """(reports, failures, cluster info) of running `todo` as one Dask task each."""
+    from distributed import as_completed
+
+    reports, failed, info = {}, {}, {}
+    if not todo:
+        return reports, failed, info
+    dask_client, close = _client(client, address, n_workers, torch_threads, cluster_kwargs)
+    try:
+        info = {
+            "scheduler": dask_client.scheduler.address,
+            "workers": len(dask_client.scheduler_info(n_workers=-1)["workers"]),
+        }
+        futures = {
+            dask_client.submit(
+                run_one,
+                c.to_dict(),
+                str(root),
+                torch_threads,
+                key=f"memnb-run-{c.run_name()}",
+                retries=retries,
+                pure=False,
+            ): c.run_name()
+            for c in todo
+        }
+        for future in as_completed(futures):
+            run = futures[future]
+            try:
+                reports[run] = future.result()
+            except Exception as e:  # includes KilledWorker: the task killed its workers too often
+                failed[run] = f"{type(e).__name__}: {e}"
+            bar.update(1)
+            bar.set_postfix_str(run, refresh=True)
+    finally:
+        close()
+    return reports, failed, info
+
+
+def _sweep_log(configs, status: dict, reports: dict, failed: dict, root: Path) -> pd.DataFrame:
+    """One row per configuration: config fields, status before, what its task reported, error, complete now."""
+    log = config_frame(configs)
+    log.insert(1, "status_before", [status[c.run_name()] for c in configs])
+    extra = pd.DataFrame(
+        [{"run": r, **{k: v for k, v in rep.items() if k != "run"}} for r, rep in reports.items()],
+        columns=[
+            "run",
+            "status_before",
+            "complete",
+            "resumed_from_epoch",
+            "wall_s",
+            "lock_wait_s",
+            "host",
+            "pid",
+            "torch_threads",
+            "malloc_trim_threshold",
+        ],
+    )
+    log = log.merge(extra.drop(columns="status_before"), on="run", how="left")
+    log["error"] = log["run"].map(failed)
+    log["complete"] = [run_status(c, root) == "complete" for c in configs]
+    trimmed = sorted({rep["malloc_trim_threshold"] for rep in reports.values() if rep.get("malloc_trim_threshold")})
+    if trimmed:
+        warnings.warn(
+            f"some workers ran with MALLOC_TRIM_THRESHOLD_={trimmed[0]} (Dask's default), which slows torch; "
+            "start them with memnb.workflows.sweep.dask_config() set (see docs/sweeps.md)",
+            stacklevel=3,
+        )
+    return log
+
+
+def run_sweep(
+    configs: Sequence[ExperimentConfig],
+    root: Path | str | None = None,
+    *,
+    out_dir: Path | str | None = None,
+    executor: str = "dask",
+    client=None,
+    address: str | None = None,
+    n_workers: int | None = None,
+    torch_threads: int = 1,
+    retries: int = 2,
+    progress: bool = True,
+    cluster_kwargs: dict | None = None,
+) -> Sweep:
     """Run every configuration not yet finished, then aggregate all finished runs.
 
     configs: from `expand_grid`. root: where runs live (as run_experiment's). out_dir: where the
@@ -365,85 +506,50 @@ def run_sweep(configs: Sequence[ExperimentConfig], root: Path | str | None = Non
     A configuration that still fails does not stop the others: every other one is finished and
     aggregated, then SweepError names the failures.
     """
-    configs = list(configs)
-    if not configs or not all(isinstance(c, ExperimentConfig) for c in configs):
-        raise ValueError("configs is invalid; allowed: a non-empty list of ExperimentConfig (see expand_grid)")
-    if executor not in EXECUTORS:
-        raise ValueError(f"executor = {executor!r} is invalid; allowed: one of {EXECUTORS}")
-    worker_environ(torch_threads)  # validates torch_threads
-    _check_int("retries", retries, 0)
-    if len({c.run_name() for c in configs}) != len(configs):
-        raise ValueError("configs is invalid: the same configuration appears twice; allowed: distinct configurations")
+    from tqdm.auto import tqdm
+
+    configs = _check_sweep(configs, executor, torch_threads, retries)
     root = run_dir(configs[0], root).parent
     name = sweep_name(configs)
     out_dir = Path(out_dir) if out_dir is not None else root.parent / "sweeps" / name
-
     status = {c.run_name(): run_status(c, root) for c in configs}
     todo = [c for c in configs if status[c.run_name()] != "complete"]
-    reports: dict[str, dict] = {}
-    failed: dict[str, str] = {}
-    from tqdm.auto import tqdm
 
     bar = tqdm(total=len(configs), initial=len(configs) - len(todo), disable=not progress, desc=name, unit="config")
     t0 = time.perf_counter()
-    cluster_info: dict[str, Any] = {"executor": executor, "torch_threads": torch_threads}
     if executor == "serial":
-        import torch
-
-        threads = torch.get_num_threads()
-        try:
-            for c in todo:
-                try:
-                    reports[c.run_name()] = run_one(c.to_dict(), str(root), torch_threads)
-                except Exception as e:  # the others still run
-                    failed[c.run_name()] = f"{type(e).__name__}: {e}"
-                bar.update(1)
-        finally:
-            torch.set_num_threads(threads)
-    elif todo:
-        from distributed import as_completed
-
-        dask_client, close = _client(client, address, n_workers, torch_threads, cluster_kwargs)
-        try:
-            cluster_info.update(scheduler=dask_client.scheduler.address,
-                                workers=len(dask_client.scheduler_info(n_workers=-1)["workers"]))
-            futures = {dask_client.submit(run_one, c.to_dict(), str(root), torch_threads, key=f"memnb-run-{c.run_name()}",
-                                          retries=retries, pure=False): c.run_name() for c in todo}
-            for future in as_completed(futures):
-                run = futures[future]
-                try:
-                    reports[run] = future.result()
-                except Exception as e:  # includes KilledWorker: the task killed its workers too often
-                    failed[run] = f"{type(e).__name__}: {e}"
-                bar.update(1)
-                bar.set_postfix_str(run, refresh=True)
-        finally:
-            close()
+        reports, failed, info = _run_serial(todo, root, torch_threads, bar)
+    else:
+        reports, failed, info = _run_dask(
+            todo, root, torch_threads, retries, bar, client, address, n_workers, cluster_kwargs
+        )
     bar.close()
     wall = time.perf_counter() - t0
 
-    log = config_frame(configs)
-    log.insert(1, "status_before", [status[c.run_name()] for c in configs])
-    extra = pd.DataFrame([{"run": r, **{k: v for k, v in rep.items() if k != "run"}} for r, rep in reports.items()],
-                         columns=["run", "status_before", "complete", "resumed_from_epoch", "wall_s", "lock_wait_s",
-                                  "host", "pid", "torch_threads", "malloc_trim_threshold"])
-    log = log.merge(extra.drop(columns="status_before"), on="run", how="left")
-    log["error"] = log["run"].map(failed)
-    log["complete"] = [run_status(c, root) == "complete" for c in configs]
-    trimmed = sorted({rep["malloc_trim_threshold"] for rep in reports.values() if rep.get("malloc_trim_threshold")})
-    if trimmed:
-        warnings.warn(f"some workers ran with MALLOC_TRIM_THRESHOLD_={trimmed[0]} (Dask's default), which slows torch; "
-                      "start them with memnb.sweep.dask_config() set (see README, 'Sweeps')", stacklevel=2)
-
+    log = _sweep_log(configs, status, reports, failed, root)
     write_parquet(out_dir / "table.parquet", sweep_table(configs, root))
     write_parquet(out_dir / "runs.parquet", log)
-    write_json(out_dir / "sweep.json", {
-        "name": name, "runs_root": str(root), "n_configs": len(configs),
-        "skipped": len(configs) - len(todo), "ran": len(todo) - len(failed), "failed": failed,
-        "wall_s": round(wall, 3), **cluster_info, "runs": [c.run_name() for c in configs],
-    })
+    write_json(
+        out_dir / "sweep.json",
+        {
+            "name": name,
+            "runs_root": str(root),
+            "n_configs": len(configs),
+            "skipped": len(configs) - len(todo),
+            "ran": len(todo) - len(failed),
+            "failed": failed,
+            "wall_s": round(wall, 3),
+            "executor": executor,
+            "torch_threads": torch_threads,
+            **info,
+            "runs": [c.run_name() for c in configs],
+        },
+    )
     sweep = Sweep(name, Path(root), out_dir, configs, log, failed, wall)
     if failed:
-        raise SweepError(f"{len(failed)} of {len(configs)} configurations failed (the other runs are finished and "
-                         f"aggregated in {out_dir}): " + "; ".join(f"{k}: {v}" for k, v in failed.items()), sweep)
+        raise SweepError(
+            f"{len(failed)} of {len(configs)} configurations failed (the other runs are finished and "
+            f"aggregated in {out_dir}): " + "; ".join(f"{k}: {v}" for k, v in failed.items()),
+            sweep,
+        )
     return sweep
