@@ -36,8 +36,18 @@ def test_laptop_and_smoke_say_what_they_reduce():
 
 
 def test_bad_profile_or_parameters_fail_early():
-    with pytest.raises(ValueError, match="profile 'paper' is unknown"):
-        applications.apply_profile(applications.FULL, "paper")
+    with pytest.raises(ValueError, match=r"profile 'fast' is unknown; allowed: paper \| laptop \| smoke"):
+        applications.apply_profile(applications.FULL, "fast")
+
+
+def test_one_profile_vocabulary():
+    """The application notebooks share the figure notebooks' profiles; their old name 'full' means 'paper'."""
+    from memnb.workflows import profiles
+
+    assert applications.PROFILES == profiles.PROFILES == ("paper", "laptop", "smoke")
+    assert applications.apply_profile(applications.FULL, "full") == applications.apply_profile(
+        applications.FULL, "paper"
+    )
     with pytest.raises(ValueError, match="missing"):
         applications.apply_profile({"datasets": ["moons"]}, "full")
 

@@ -124,7 +124,7 @@ def workdir(browser, tmp_path_factory) -> Path:
     runs = d / "runs"
     # memnb.workflows.render: papermill executes figure4.ipynb (interactive=False), which makes the run and exports
     render.render("smoke", out=d / "figures", figures=[FIGURE], runs_root=runs, log_output=False, progress_bar=False)
-    (run,) = list(runs.iterdir())
+    (run,) = [p for p in runs.iterdir() if not p.name.startswith(".")]
     nbdir = d / "notebooks"
     nbdir.mkdir()
     for name, params in (
@@ -455,7 +455,7 @@ def browser_context(browser, workdir: Path, name: str):
 
 # -- the tests ------------------------------------------------------------------------------------
 def _run(workdir: Path) -> Results:
-    (run,) = list((workdir / "runs").iterdir())
+    (run,) = [p for p in (workdir / "runs").iterdir() if not p.name.startswith(".")]
     return Results(run)
 
 

@@ -145,7 +145,7 @@ def test_render_smoke_writes_every_file(n, tmp_path):
     assert "application/vnd.plotly.v1+json" in mimes
     assert "application/vnd.jupyter.widget-view+json" not in mimes
     # the run went to runs_root (run_experiment's tests check that an existing run is reused)
-    (run_dir,) = list(runs.iterdir())
+    (run_dir,) = [p for p in runs.iterdir() if not p.name.startswith(".")]  # .locks: the runs' locks
     assert json.loads((run_dir / "manifest.json").read_text())["complete"]
 
 

@@ -54,7 +54,7 @@ def test_rates_at_any_threshold_equal_the_table(tiny_config, tmp_path):
     assert (hi.memorized.to_numpy() <= lo.memorized.to_numpy() + 1e-12).all()
     with pytest.raises(ValueError, match="criterion 'nearest'.*paper \\| train_only \\| relative"):
         res.rates_at("nearest", 2.0)
-    with pytest.raises(ValueError, match="threshold 0.5"):
+    with pytest.raises(ValueError, match="threshold = 0.5 is invalid"):
         res.rates_at("paper", 0.5)
 
 

@@ -139,7 +139,8 @@ def test_find_runs_rejects_foreign_directories(tmp_path):
     (tmp_path / "notarun").mkdir()
     with pytest.raises(ValueError, match="no config.json"):
         find_runs([tmp_path / "notarun"])
-    assert find_runs(runs_root=tmp_path) == []
+    with pytest.raises(ValueError, match="holds no memnb run"):  # was [] and "no runs to judge": a silent result
+        find_runs(runs_root=tmp_path)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,9 @@ from __future__ import annotations
 import glob
 import json
 import math
-from collections.abc import Iterable
+import numbers
+import warnings
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +21,8 @@ import pandas as pd
 
 from ..core.config import ExperimentConfig
 from ..core.registry import CRITERIA
-from ..core.vocabulary import GROUP_COLORS
+from ..core.storage import CorruptRunError
+from ..core.vocabulary import GROUP_COLORS, SIGNAL_VALUES
 from ..experiment.results import Results
 from .stats import (
     TIMINGS,
@@ -107,22 +110,105 @@ def describe(config: ExperimentConfig) -> str:
     )
 
 
-def find_runs(runs=None, runs_root: str | Path = "outputs/runs") -> list[Results]:
-    """Results of `runs`: run directories (a list; bare run names are looked up under `runs_root`), a
-    glob pattern, a sweep (its output directory, or its ``table.parquet`` / ``runs.parquet``: the
-    sweep's runs under the runs root its ``sweep.json`` names; see memnb.sweep), or None (every run
-    under `runs_root`).
+def check_arguments(*, alpha=None, margin=None, margin_zu=None, z=None, n_bootstrap=None, value=None) -> None:
+    """ValueError naming the argument, its value and what is allowed, for the verdict's settings (those given)."""
 
-    Only directories with a config.json are runs; a requested path that is not one raises ValueError.
+    def real(v):
+        return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+    if alpha is not None and not (real(alpha) and 0 < alpha < 1):
+        raise ValueError(f"alpha = {alpha!r} is invalid; allowed: a test level > 0 and < 1 (intervals at 1 - alpha)")
+    for name, v in (("margin", margin), ("margin_zu", margin_zu), ("z", z)):
+        if v is not None and not (real(v) and v >= 0):
+            raise ValueError(f"{name} = {v!r} is invalid; allowed: a finite number >= 0")
+    if n_bootstrap is not None and not (
+        isinstance(n_bootstrap, numbers.Integral) and not isinstance(n_bootstrap, bool) and n_bootstrap >= 1
+    ):
+        raise ValueError(f"n_bootstrap = {n_bootstrap!r} is invalid; allowed: an integer >= 1")
+    if value is not None and value not in SIGNAL_VALUES:
+        raise ValueError(f"value = {value!r} is invalid; allowed: {' | '.join(SIGNAL_VALUES)}")
+
+
+def _is_pattern(text: str) -> bool:
+    return any(ch in text for ch in "*?[")
+
+
+def _runs_root(runs_root) -> Path:
+    root = Path(runs_root)
+    if not root.is_dir():
+        what = "a file" if root.exists() else "nothing"
+        raise ValueError(
+            f"runs_root = {str(runs_root)!r} is {what}; allowed: the folder holding memnb runs (default outputs/runs)"
+        )
+    return root
+
+
+def _one_run(name, runs_root) -> Path:
+    """A run directory from a path or a bare run name (looked up under runs_root)."""
+    p = Path(name)
+    if p.is_dir():
+        return p
+    if len(p.parts) == 1:
+        candidate = _runs_root(runs_root) / p
+        if candidate.is_dir():
+            return candidate
+        raise ValueError(
+            f"run {str(name)!r} is not a directory here nor a run under runs_root = {str(runs_root)!r}; "
+            "allowed: a run directory, a run name under runs_root, a glob pattern, a sweep, or None"
+        )
+    raise ValueError(
+        f"run {str(name)!r} does not exist; allowed: a run directory, a run name under runs_root, "
+        "a glob pattern, a sweep, or None (every run under runs_root)"
+    )
+
+
+def find_runs(runs=None, runs_root: str | Path = "outputs/runs") -> list[Results]:
+    """Results of `runs`: run directories or bare run names (looked up under `runs_root`; one, or a list), a
+    glob pattern, a sweep (its output directory, or its ``table.parquet`` / ``runs.parquet``: the
+    sweep's runs under the runs root its ``sweep.json`` names; see memnb.workflows.sweep), or None
+    (every run under `runs_root`).
+
+    Only directories with a config.json are runs; a requested name that is not one raises ValueError, as
+    does a pattern or a root that finds no run. With runs=None, runs under the root that cannot be read
+    are skipped with a warning naming each (the others are judged).
     """
     if runs is None:
-        paths = sorted(p.parent for p in Path(runs_root).glob("*/config.json"))
-    elif isinstance(runs, (str, Path)) and (Path(runs).suffix == ".parquet" or (Path(runs) / "sweep.json").is_file()):
+        paths = sorted(p.parent for p in _runs_root(runs_root).glob("*/config.json"))
+        if not paths:
+            raise ValueError(
+                f"runs_root = {str(runs_root)!r} holds no memnb run; run a figure notebook or "
+                "memnb.run_experiment first, or pass runs="
+            )
+        found, skipped = [], []
+        for p in paths:
+            try:
+                found.append(Results(p))
+            except CorruptRunError as e:
+                skipped.append(str(e))
+        if skipped:
+            warnings.warn(
+                f"skipped {len(skipped)} unreadable run(s) under {runs_root}:\n  " + "\n  ".join(skipped), stacklevel=2
+            )
+        if not found:
+            raise ValueError(f"runs_root = {str(runs_root)!r} holds no readable memnb run (skipped: {skipped})")
+        return found
+    if isinstance(runs, (str, Path)) and (Path(runs).suffix == ".parquet" or (Path(runs) / "sweep.json").is_file()):
         paths = sweep_runs(Path(runs), runs_root)
-    elif isinstance(runs, (str, Path)):
+    elif isinstance(runs, (str, Path)) and _is_pattern(str(runs)):
         paths = sorted(Path(p) for p in glob.glob(str(runs)))
+        if not paths:
+            raise ValueError(f"runs = {str(runs)!r} matches no directory; allowed: a pattern matching run directories")
+    elif isinstance(runs, (str, Path)):
+        paths = [_one_run(runs, runs_root)]
+    elif isinstance(runs, Iterable) and not isinstance(runs, (bytes, Mapping)):
+        paths = [_one_run(p, runs_root) for p in runs]
+        if not paths:
+            raise ValueError("runs = [] is invalid; allowed: None (every run under runs_root) or at least one run")
     else:
-        paths = [Path(p) if Path(p).is_dir() or len(Path(p).parts) > 1 else Path(runs_root) / p for p in runs]
+        raise ValueError(
+            f"runs = {runs!r} is invalid; allowed: None, a run directory or name, a list of them, a glob "
+            "pattern or a sweep"
+        )
     paths = list(dict.fromkeys(paths))  # a run named twice is judged once
     bad = [str(p) for p in paths if not (p / "config.json").exists()]
     if bad:
@@ -172,6 +258,7 @@ def timings(
     margin_zu: on Meehan's effect 1/2 - U/(mn) minus its null; z: see stats.timing_table. Extra
     columns: run, configuration, test_set, metric, margin, z.
     """
+    check_arguments(margin=margin, margin_zu=margin_zu, z=z)
     frames = []
     for res in runs:
         for variant in variants:
@@ -214,6 +301,7 @@ def compare_groups(
     outliers never crossed, of those where they could be timed: a `holds` with the outliers
     censored in most repeats says "not memorized within the run", not "memorized later".
     """
+    check_arguments(alpha=alpha, n_bootstrap=n_bootstrap)
     if statistic not in TIMINGS:
         raise ValueError(f"timing statistic {statistic!r} is unknown; allowed: {' | '.join(TIMINGS)}")
     wide = timing.pivot(index="repeat", columns="group", values=f"{statistic}_filled")
@@ -278,7 +366,8 @@ def verdict(
     alpha: float = 0.05,
     z: float = 3.0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(verdict table, timing table) of `runs` (see find_runs), in one call."""
+    """(verdict table, timing table) of `runs` (see find_runs), in one call; every argument checked before any work."""
+    check_arguments(alpha=alpha, margin=margin, margin_zu=margin_zu, z=z, n_bootstrap=n_bootstrap)
     t = timings(find_runs(runs, runs_root), variants, margin, margin_zu, z=z)
     if t.empty:
         return pd.DataFrame(), t

@@ -82,6 +82,11 @@ class ExperimentConfig:
     precision: str = "fp32"  # of the sampler's matrix products; training is always fp32
 
     def __post_init__(self) -> None:
+        for f in fields(self):  # numpy scalars are the Python numbers they hold (JSON, hashing and names need these)
+            v = getattr(self, f.name)
+            plain = _plain(v)
+            if plain is not v:
+                object.__setattr__(self, f.name, plain)
         _validate(self)
 
     # -- derived sizes -------------------------------------------------------------------
@@ -167,6 +172,19 @@ class ExperimentConfig:
 
 
 CONFIG_FIELDS = tuple(f.name for f in fields(ExperimentConfig))  # in the dataclass's order
+
+
+def _plain(v: Any) -> Any:
+    """numpy's integer, float and string scalars as int, float and str; anything else unchanged."""
+    if type(v) in (bool, int, float, str) or v is None:
+        return v
+    if isinstance(v, numbers.Integral):
+        return int(v)
+    if isinstance(v, numbers.Real):
+        return float(v)
+    if isinstance(v, str):
+        return str(v)
+    return v
 
 
 def _fail(name: str, value: Any, allowed: str) -> None:

@@ -30,6 +30,7 @@ A run directory (``outputs/runs/<config.run_name()>/``) holds:
 from __future__ import annotations
 
 import json
+import numbers
 from functools import cached_property
 from pathlib import Path
 
@@ -38,7 +39,7 @@ import pandas as pd
 
 from ..core.config import ExperimentConfig
 from ..core.registry import CRITERIA
-from ..core.storage import CorruptRunError
+from ..core.storage import CorruptRunError, check_record
 from ..core.vocabulary import GROUP_LABELS, SOURCE_PREFIX, SOURCES, VALUES
 from ..metric.neighbors import NEIGHBOUR_FIELDS
 from .tabulate import (
@@ -83,32 +84,147 @@ def read_config(path: Path) -> ExperimentConfig:
         raise CorruptRunError(f"{f} is unreadable or invalid ({e}); delete {path} to start this run again") from None
 
 
-def load_npz(f: Path, required: tuple[str, ...]) -> dict[str, np.ndarray]:
+# What to do about a damaged file, by the file (a run's results are deterministic in its config).
+REPAIRED_BY_RUNNER = ("data.npz", "table.parquet", "zu.parquet")  # run_experiment(config) rebuilds these
+
+
+def advice(path: Path, name: str) -> str:
+    """Advice that, followed, gives a correct run again (tests/test_reliability.py follows each)."""
+    run = Path(path)
+    if name in REPAIRED_BY_RUNNER:
+        return f"call memnb.run_experiment(config) with this run's config: it rebuilds {name} from what is stored"
+    if name == "config.json":
+        return (
+            f"restore {run / 'config.json'} (it names the run; its fingerprint is in the folder's name) or delete {run}"
+        )
+    return (
+        f"the run cannot be repaired in place: delete {run} and call memnb.run_experiment(config) again "
+        "(the same config recomputes the same numbers)"
+    )
+
+
+def load_npz(f: Path, required: tuple[str, ...], run: Path | None = None) -> dict[str, np.ndarray]:
     try:
         with np.load(f) as z:
             arrays = {k: z[k] for k in z.files}
     except Exception as e:  # truncated or foreign file
-        raise CorruptRunError(
-            f"{f} is unreadable ({type(e).__name__}: {e}); delete it (or the run) to recompute"
-        ) from None
+        tip = advice(run, f.name) if run is not None else "delete the run and run it again"
+        raise CorruptRunError(f"{f} is unreadable ({type(e).__name__}: {e}); {tip}") from None
     missing = [k for k in required if k not in arrays]
     if missing:
-        raise CorruptRunError(f"{f} lacks arrays {missing}")
+        tip = advice(run, f.name) if run is not None else "delete the run and run it again"
+        raise CorruptRunError(f"{f} lacks arrays {missing}; {tip}")
     return arrays
 
 
-class Results:
-    """Read access to one run directory; nothing here trains or searches."""
+def read_manifest(path: Path) -> dict:
+    """The run's manifest.json ({"complete": False} when absent: a run being written); CorruptRunError naming
+    the file when it is unreadable or not a JSON object."""
+    f = Path(path) / "manifest.json"
+    try:
+        m = json.loads(f.read_text())
+    except FileNotFoundError:
+        return {"complete": False}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CorruptRunError(f"{f} is unreadable ({type(e).__name__}: {e}); {advice(path, 'manifest.json')}") from None
+    if not isinstance(m, dict):
+        raise CorruptRunError(f"{f} holds a {type(m).__name__}, not a JSON object; {advice(path, 'manifest.json')}")
+    return m
 
-    def __init__(self, path: Path | str):
+
+class Results:
+    """Read access to one run directory; nothing here trains or searches.
+
+    A complete run is self-verifying: its manifest records the size and SHA-256 of every file and
+    the config's fingerprint. Opening it checks that every recorded file is there with its size and
+    that config.json is the one the run was written with; a file's checksum is checked the first
+    time it is read. Any mismatch raises `CorruptRunError` naming the file and what to do.
+    Runs stored before the records existed open as before, unverified.
+    """
+
+    def __init__(self, path: Path | str, verify: bool = True):
         self.path = Path(path)
         self.config = read_config(self.path)
+        self._checked: set[str] = set()
+        if verify:
+            self.verify(checksums=False)
 
     # -- files ---------------------------------------------------------------------------
     @property
     def manifest(self) -> dict:
-        f = self.path / "manifest.json"
-        return json.loads(f.read_text()) if f.exists() else {"complete": False}
+        return read_manifest(self.path)
+
+    @property
+    def records(self) -> dict[str, dict]:
+        """{file relative to the run: {"size", "sha256"}} from the manifest (empty: not recorded)."""
+        files = self.manifest.get("files") or {}
+        return files if isinstance(files, dict) else {}
+
+    def damaged(self, checksums: bool = False) -> dict[str, str]:
+        """{file relative to the run: what is wrong with it} (empty: the run is what its manifest records).
+
+        Recorded runs: every recorded file present with its size (and SHA-256 with `checksums`), no epoch
+        file beyond the recorded ones, config.json with the run's fingerprint. Complete runs stored before
+        the records existed: their tables and data.npz can be opened.
+        """
+        out: dict[str, str] = {}
+        m = self.manifest
+        want = m.get("fingerprint")
+        if want is not None and want != self.config.fingerprint():
+            out["config.json"] = (
+                f"is not the config this run was written with (its fingerprint is "
+                f"{self.config.fingerprint()}, the run's {want})"
+            )
+        records = self.records
+        for name, rec in records.items():
+            problem = check_record(self.path / name, rec, checksum=checksums)
+            if problem:
+                out.setdefault(name, problem)  # an edited config.json: the fingerprint says it best
+        if records:
+            for f in sorted((self.path / "epochs").glob("epoch_*.npz")):
+                name = str(f.relative_to(self.path))
+                if name not in records:
+                    out[name] = "is not part of this run (its manifest does not list it): move it away"
+        elif m.get("complete"):
+            import pyarrow.parquet as pq
+
+            for name in ("table.parquet", "zu.parquet"):
+                try:
+                    pq.read_metadata(self.path / name)
+                except FileNotFoundError:
+                    out[name] = "is missing"
+                except Exception as e:
+                    out[name] = f"is unreadable ({type(e).__name__}: {e})"
+            try:
+                with np.load(self.path / "data.npz") as z:
+                    z.files  # noqa: B018 (reads the zip's directory)
+            except FileNotFoundError:
+                out["data.npz"] = "is missing"
+            except Exception as e:
+                out["data.npz"] = f"is unreadable ({type(e).__name__}: {e})"
+        return out
+
+    def verify(self, checksums: bool = True) -> None:
+        """Raise CorruptRunError naming the first damaged file (see `damaged`) and what to do about it.
+
+        checksums: also compare every file's SHA-256 (reads every file); else sizes and presence only.
+        """
+        for name, problem in self.damaged(checksums).items():
+            raise CorruptRunError(f"{self.path / name} {problem}; {advice(self.path, Path(name).name)}")
+        if checksums:
+            self._checked.update(self.records)
+
+    def _check(self, f: Path) -> None:
+        """Verify `f`'s checksum against the manifest, once per file and Results (a no-op when unrecorded)."""
+        name = str(f.relative_to(self.path))
+        if name in self._checked:
+            return
+        rec = self.records.get(name)
+        if rec is not None:
+            problem = check_record(f, rec)
+            if problem:
+                raise CorruptRunError(f"{f} {problem}; {advice(self.path, f.name)}")
+        self._checked.add(name)
 
     @property
     def complete(self) -> bool:
@@ -121,11 +237,17 @@ class Results:
 
     @property
     def evaluated_epochs(self) -> list[int]:
-        return sorted(int(f.stem.split("_")[1]) for f in (self.path / "epochs").glob("epoch_*.npz"))
+        listed = [n for n in self.records if n.startswith("epochs/")]
+        files = listed or [f.name for f in (self.path / "epochs").glob("epoch_*.npz")]
+        return sorted(int(Path(f).stem.split("_")[1]) for f in files)
 
     @cached_property
     def data(self) -> dict[str, np.ndarray]:
-        return load_npz(self.path / "data.npz", ("train_points", "groups", "test_points"))
+        f = self.path / "data.npz"
+        if not f.exists():
+            raise CorruptRunError(f"{f} is missing; {advice(self.path, 'data.npz')}")
+        self._check(f)
+        return load_npz(f, ("train_points", "groups", "test_points"), self.path)
 
     @cached_property
     def locations(self) -> np.ndarray:
@@ -135,16 +257,26 @@ class Results:
         """Stored arrays of evaluated `epoch` (see the module docstring for names and shapes)."""
         f = epoch_file(self.path, epoch)
         if not f.exists():
+            if epoch in self.evaluated_epochs:
+                raise CorruptRunError(f"{f} is missing; {advice(self.path, f.name)}")
             raise KeyError(f"epoch {epoch} was not evaluated; evaluated epochs: {self.evaluated_epochs}")
-        return load_npz(f, ("samples", "d1", "d2", "d_test", "index", "summary"))
+        self._check(f)
+        return load_npz(f, ("samples", "d1", "d2", "d_test", "index", "summary"), self.path)
 
     # -- tables --------------------------------------------------------------------------
     def table(self) -> pd.DataFrame:
         """The tidy results table (complete runs read table.parquet; partial runs assemble what exists)."""
         f = self.path / "table.parquet"
         if self.complete and f.exists():
-            return pd.read_parquet(f)
+            return self._read_parquet(f)
         return self.assemble_table()
+
+    def _read_parquet(self, f: Path) -> pd.DataFrame:
+        self._check(f)
+        try:
+            return pd.read_parquet(f)
+        except Exception as e:  # truncated: pyarrow's ArrowInvalid
+            raise CorruptRunError(f"{f} is unreadable ({type(e).__name__}: {e}); {advice(self.path, f.name)}") from None
 
     def _summary(self, epoch: int, thresholds: np.ndarray) -> np.ndarray:
         """The stored summary of `epoch`, recomputed from its distances if it was stored with other
@@ -184,7 +316,7 @@ class Results:
         """
         f = self.path / "zu.parquet"
         if self.complete and f.exists():
-            return pd.read_parquet(f)
+            return self._read_parquet(f)
         return self.assemble_zu()
 
     def assemble_zu(self) -> pd.DataFrame:
@@ -203,7 +335,7 @@ class Results:
 
     def loss(self) -> pd.DataFrame:
         f = self.path / "loss.parquet"
-        return pd.read_parquet(f) if f.exists() else pd.DataFrame(columns=["repeat", "epoch", "loss"])
+        return self._read_parquet(f) if f.exists() else pd.DataFrame(columns=["repeat", "epoch", "loss"])
 
     def rates_at(self, criterion: str, threshold: float, epochs: list[int] | None = None) -> pd.DataFrame:
         """Rates at any threshold, recomputed from the stored per-sample distances (no search, no training).
@@ -211,13 +343,28 @@ class Results:
         Same columns as table(), for one criterion and threshold.
         """
         CRITERIA.get(criterion)  # a clear error for an unknown criterion
-        if not (isinstance(threshold, (int, float)) and np.isfinite(threshold) and threshold >= 1.0):
-            raise ValueError(f"threshold {threshold!r} is invalid; allowed: a finite ratio >= 1")
+        if (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, numbers.Real)
+            or not (np.isfinite(threshold) and threshold >= 1.0)
+        ):
+            raise ValueError(f"threshold = {threshold!r} is invalid; allowed: a finite ratio >= 1")
+        evaluated = self.evaluated_epochs
+        if epochs is not None:
+            epochs = list(epochs)
+            bad = [e for e in epochs if e not in evaluated]
+            if not epochs or bad:
+                raise ValueError(
+                    f"epochs = {epochs!r} is invalid; allowed: None (every evaluated epoch) or a non-empty "
+                    f"list of evaluated epochs ({evaluated[:3]}...{evaluated[-1:]})"
+                )
+        if not evaluated:
+            raise ValueError(f"{self.path} has no evaluated epoch yet: no rates to compute")
         thresholds = np.array([float(threshold)])
         sizes = group_sizes(self.data["groups"])
         repeats = list(range(self.config.n_repeats))
         frames = []
-        for e in self.evaluated_epochs if epochs is None else epochs:
+        for e in evaluated if epochs is None else epochs:
             s = summarize(self.epoch_arrays(e), self.data["groups"], self.locations, thresholds)
             frames.append(summary_rows(s, e, repeats, thresholds, self.config.n_generate_points, sizes))
         df = pd.concat(frames, ignore_index=True)
@@ -261,6 +408,7 @@ class RateGrid:
         stack = []
         for e in epochs:
             f = epoch_file(results.path, int(e))
+            results._check(f)
             try:
                 with np.load(f) as z:  # only the neighbour arrays: samples are not needed
                     arrays = {k: z[k] for k in keys if k in z.files}  # d_mean50 is absent from older runs

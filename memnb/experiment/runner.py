@@ -13,6 +13,8 @@ notify the callbacks, train and checkpoint, and finally write the tables and the
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import time
 import warnings
@@ -25,15 +27,79 @@ import torch
 from .._version import __version__
 from ..core.callbacks import EpochContext, check_callbacks, settings_of
 from ..core.config import ExperimentConfig
-from ..core.storage import CorruptRunError, write_json, write_npz, write_parquet, write_torch
+from ..core.storage import (
+    CorruptRunError,
+    file_record,
+    stale_temporaries,
+    write_json,
+    write_npz,
+    write_parquet,
+    write_torch,
+)
 from ..models.ensemble import Ensemble
 from .repeats import RepeatData
 from .replay import first_stop, notify
-from .results import Results, epoch_file, read_config
+from .results import REPAIRED_BY_RUNNER, Results, advice, epoch_file, load_npz, read_config
 from .tabulate import data_copying, held_out_neighbours, summarize, summary_at, table_thresholds
 
 # Longest stretch of training (seconds) that an interruption may cost, between evaluated epochs.
 CHECKPOINT_SECONDS = 60.0
+# Largest magnitude a stored sample may have: samples are stored as float16 (data of scale ~1 need no more);
+# a model whose samples leave this range has diverged.
+SAMPLE_LIMIT = float(np.finfo(np.float16).max)
+EPOCH_ARRAYS = ("samples", "d1", "d2", "d_test", "index", "summary")
+NOT_RECORDED = ("manifest.json", "checkpoint.pt")  # the manifest itself; the resume point is not a result
+
+
+class DivergedError(RuntimeError):
+    """Training diverged: a non-finite loss or weight, or samples beyond float16's range, at a named epoch and repeat."""
+
+
+class RunLockedError(RuntimeError):
+    """Another process holds the run (run_experiment(..., wait=False))."""
+
+
+_HELD: set[str] = set()  # run locks this process holds (run_lock is re-entrant within a process)
+
+
+@contextlib.contextmanager
+def run_lock(root: Path, name: str, wait: bool = True):
+    """Exclusive lock on run `name` under `root` (``root/.locks/<name>.lock``), released by the OS if the process dies.
+
+    Yields the seconds spent waiting. wait=False: RunLockedError naming the holder's pid instead of waiting.
+    Re-entrant within a process (a sweep's task holds it around run_experiment, which takes it too).
+    """
+    lock_dir = Path(root) / ".locks"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    key = str((lock_dir / f"{name}.lock").resolve())
+    if key in _HELD:
+        yield 0.0
+        return
+    t0 = time.perf_counter()
+    with open(key, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            if not wait:
+                raise RunLockedError(
+                    f"run {name} is being written by process {holder} (lock {key}); wait for it, or call "
+                    "run_experiment with wait=True to wait"
+                ) from None
+            fcntl.flock(f, fcntl.LOCK_EX)
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        _HELD.add(key)
+        try:
+            yield time.perf_counter() - t0
+        finally:
+            _HELD.discard(key)
+            f.seek(0)
+            f.truncate()
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def default_root() -> Path:
@@ -85,7 +151,7 @@ def open_run(path: Path, config: ExperimentConfig) -> Results:
         if any(path.iterdir()):
             raise CorruptRunError(f"{path} exists without config.json: not a memnb run; move or delete it")
         write_json(path / "config.json", config.to_dict())
-    return Results(path)
+    return Results(path, verify=False)
 
 
 def _progress(total: int, initial: int, enabled: bool, desc: str):
@@ -112,10 +178,16 @@ class _Run:
         self.groups, self.locations = self.data.groups, self.data.locations
         self.thresholds = table_thresholds(c)
         data_file = self.path / "data.npz"
-        if not data_file.exists():
+        try:
+            stored = self.results.data["train_points"] if data_file.exists() else None
+        except CorruptRunError:  # unreadable: the config gives it again
+            stored = None
+        if stored is None:
             write_npz(data_file, self.data.arrays())
-        elif not np.array_equal(self.results.data["train_points"], self.data.train_points):
-            raise CorruptRunError(f"{data_file} does not hold this config's training data; delete {self.path}")
+        elif not np.array_equal(stored, self.data.train_points):
+            raise CorruptRunError(
+                f"{data_file} does not hold this config's training data; {advice(self.path, 'epochs')}"
+            )
         # test-to-train nearest-neighbour distances, L(P_n) of the Z_U test: fixed for the run
         self.test_d, self.test_group = held_out_neighbours(
             self.data.train_points, self.data.test_points, self.groups, c.neighbors
@@ -123,7 +195,11 @@ class _Run:
         self.context = EpochContext(c, self.groups, self.locations, self.thresholds)
 
     def resume(self) -> None:
-        """Load the checkpoint (if any) and check that the stored epoch files match it."""
+        """Load the checkpoint (if any) and check that the stored epoch files match it and can be read.
+
+        Everything a resume depends on is checked here, before any training: a damaged epoch file at the
+        resume point is removed (it is recomputed); one before it cannot be, and stops the run with advice.
+        """
         c = self.config
         self.start, self.history = 0, np.zeros((0, c.n_repeats), np.float32)
         if self.checkpoint_file.exists():
@@ -135,6 +211,20 @@ class _Run:
                     f"{self.checkpoint_file} is unreadable ({type(e).__name__}: {e}); delete {self.path} to start over"
                 ) from None
             self.start, self.history = int(ckpt["trained_epochs"]), np.asarray(ckpt["loss_history"], np.float32)
+        for e in self.results.evaluated_epochs:
+            f = epoch_file(self.path, e)
+            try:
+                load_npz(f, EPOCH_ARRAYS, self.path)
+            except CorruptRunError as err:
+                if e < self.start:
+                    raise CorruptRunError(
+                        f"{err} (epoch {e} is before the checkpoint at epoch {self.start}, so it "
+                        f"cannot be recomputed from it); {advice(self.path, 'epochs')}"
+                    ) from None
+                f.unlink()  # at the resume point: evaluated again below, to the same numbers
+                warnings.warn(
+                    f"{f} was unreadable; it is recomputed from the checkpoint at epoch {self.start}", stacklevel=3
+                )
         self.evaluated = set(self.results.evaluated_epochs)
         self.eval_epochs = set(c.eval_epochs)
         missing = sorted(e for e in self.eval_epochs if e < self.start and e not in self.evaluated)
@@ -171,6 +261,7 @@ class _Run:
         """Generate, search (samples and null draws), tabulate and write epoch `epoch`; its arrays."""
         t0 = time.perf_counter()
         samples = self.ensemble.generate(epoch)
+        check_samples(samples, epoch, self.config)  # before the float16 cast could turn them into inf
         t1 = time.perf_counter()
         arrays = {
             "samples": samples.astype(np.float16),
@@ -207,6 +298,7 @@ class _Run:
             self.stale = False
         t0 = time.perf_counter()
         loss = self.ensemble.train_epoch(epoch)
+        check_training(loss, self.ensemble.model, epoch, self.config)  # before any checkpoint can hold it
         self.timings["train_s"] += time.perf_counter() - t0
         self.history = np.concatenate([self.history, loss[None].astype(np.float32)])
         return loss
@@ -268,6 +360,8 @@ class _Run:
         write_json(
             self.path / "manifest.json",
             {
+                "fingerprint": c.fingerprint(),
+                "files": records(self.path),
                 "complete": stopped_at is None,
                 "stopped_at_epoch": stopped_at,
                 "trained_epochs": stopped_at if stopped_at is not None else c.epochs,
@@ -284,8 +378,109 @@ class _Run:
         return Results(self.path)
 
 
+def records(path: Path) -> dict[str, dict]:
+    """{file relative to the run: {"size", "sha256"}} of every result file of a run (the manifest's "files")."""
+    out = {}
+    for f in sorted(Path(path).rglob("*")):
+        name = str(f.relative_to(path))
+        if f.is_file() and name not in NOT_RECORDED and not f.name.startswith("."):
+            out[name] = file_record(f)
+    return out
+
+
+def _first_bad_member(values: np.ndarray) -> int | None:
+    bad = np.flatnonzero(~np.isfinite(values))
+    return int(bad[0]) if len(bad) else None
+
+
+def _divergence_advice(config: ExperimentConfig, epoch: int) -> str:
+    return (
+        f"training diverged (learning_rate = {config.learning_rate}, grad_clip = {config.grad_clip}); the "
+        f"evaluated epochs before epoch {epoch} are stored and the checkpoint holds the last finite weights; "
+        "lower learning_rate (tiny-diffusion's is 1e-3) or grad_clip and run the new config"
+    )
+
+
+def check_training(loss: np.ndarray, model: torch.nn.Module, epoch: int, config: ExperimentConfig) -> None:
+    """DivergedError naming the epoch, repeat and value when a member's loss or weights are not finite.
+
+    loss: (R,) mean training loss of the epoch; the model's parameters carry the member axis first.
+    """
+    r = _first_bad_member(np.asarray(loss, np.float64))
+    if r is not None:
+        raise DivergedError(
+            f"repeat {r}: training loss {float(loss[r])} at epoch {epoch + 1} (training epoch "
+            f"{epoch} -> {epoch + 1}); {_divergence_advice(config, epoch + 1)}"
+        )
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            finite = torch.isfinite(p.reshape(p.shape[0], -1)).all(dim=1).cpu().numpy()
+            if not finite.all():
+                r = int(np.flatnonzero(~finite)[0])
+                value = p[r][~torch.isfinite(p[r])].flatten()[0].item()
+                raise DivergedError(
+                    f"repeat {r}: weight {name} = {value} at epoch {epoch + 1}; {_divergence_advice(config, epoch + 1)}"
+                )
+
+
+def check_samples(samples: np.ndarray, epoch: int, config: ExperimentConfig) -> None:
+    """DivergedError when a sample is not finite or beyond float16's range (the stored dtype), naming the epoch,
+    the repeat and the value; samples (R, n, d)."""
+    magnitude = np.abs(samples).reshape(len(samples), -1).max(axis=1)
+    bad = np.flatnonzero(~(magnitude <= SAMPLE_LIMIT))  # NaN compares False
+    if len(bad):
+        r = int(bad[0])
+        raise DivergedError(
+            f"repeat {r}: samples drawn at epoch {epoch} reach {float(magnitude[r])} (stored as "
+            f"float16, at most {SAMPLE_LIMIT:g}); {_divergence_advice(config, epoch)}"
+        )
+
+
+def repair(results: Results, config: ExperimentConfig) -> Results:
+    """A run whose repairable files (REPAIRED_BY_RUNNER) are damaged, rebuilt from the rest.
+
+    data.npz is regenerated from the config (deterministic) and must match its recorded checksum; the tables
+    are assembled again from the epoch files, whose checksums are verified first. CorruptRunError with advice
+    when anything else is damaged.
+    """
+    path, m = results.path, results.manifest
+    recorded = results.records
+    damaged = results.damaged()
+    fixable = [n for n in damaged if n in REPAIRED_BY_RUNNER]
+    others = [n for n in damaged if n not in REPAIRED_BY_RUNNER]
+    if others:
+        raise CorruptRunError(f"{path / others[0]} {damaged[others[0]]}; {advice(path, Path(others[0]).name)}")
+    if not fixable:
+        return Results(path)
+    if "data.npz" in fixable:
+        write_npz(path / "data.npz", RepeatData(config).arrays())
+        rec = recorded.get("data.npz")
+        if rec is not None and file_record(path / "data.npz")["sha256"] != rec["sha256"]:
+            raise CorruptRunError(
+                f"{path / 'data.npz'} rebuilt from the config differs from the run's; {advice(path, 'epochs')}"
+            )
+    fresh = Results(path, verify=False)
+    for e in fresh.evaluated_epochs:
+        fresh._check(epoch_file(path, e))
+    if "table.parquet" in fixable:
+        write_parquet(path / "table.parquet", fresh.assemble_table())
+    if "zu.parquet" in fixable:
+        write_parquet(path / "zu.parquet", fresh.assemble_zu())
+    if recorded:
+        write_json(
+            path / "manifest.json",
+            {
+                **m,
+                "files": {**recorded, **{n: file_record(path / n) for n in fixable}},
+                "repaired": sorted(set(m.get("repaired", [])) | set(fixable)),
+            },
+        )
+    warnings.warn(f"{path}: rebuilt {', '.join(fixable)} from the run's other files", stacklevel=4)
+    return Results(path)
+
+
 def run_experiment(
-    config: ExperimentConfig, root: Path | str | None = None, progress: bool = True, callbacks=None
+    config: ExperimentConfig, root: Path | str | None = None, progress: bool = True, callbacks=None, wait: bool = True
 ) -> Results:
     """Run (or resume, or just load) `config`; returns its Results.
 
@@ -302,6 +497,12 @@ def run_experiment(
     unchanged; calling without callbacks (or with others) trains on, to the same numbers as a run
     never stopped. A complete run is returned as it is; callbacks that would have stopped it are
     replayed and reported in a warning (nothing is written).
+
+    One process at a time writes a run: a second call on the same config (another process, at the same
+    instant) waits for the first and then returns its result; with wait=False it raises RunLockedError
+    naming the process that holds it. A complete run is verified before it is returned (its files'
+    sizes; checksums as files are read) and its tables and data.npz are rebuilt when damaged. Training
+    stops with DivergedError at the first non-finite loss or weight, or samples beyond float16's range.
     """
     if not isinstance(config, ExperimentConfig):
         raise TypeError(
@@ -309,7 +510,19 @@ def run_experiment(
         )
     callbacks = check_callbacks(callbacks)
     path = run_dir(config, root)
+    with run_lock(path.parent, path.name, wait) as waited:
+        results = _run_locked(config, path, progress, callbacks)
+    results.lock_wait_s = waited
+    return results
+
+
+def _run_locked(config: ExperimentConfig, path: Path, progress: bool, callbacks: list) -> Results:
+    path.mkdir(parents=True, exist_ok=True)
+    for tmp in stale_temporaries(path):  # left by a write that a kill interrupted; this process holds the run
+        tmp.unlink()
     results = open_run(path, config)
+    if results.manifest.get("files") is not None or results.complete:
+        results = repair(results, config)
     if results.complete:
         if callbacks:
             stop = first_stop(results, callbacks)

@@ -89,7 +89,7 @@ RELATIVE = CRITERIA.register(
         threshold_field="relative_alpha",
         inverse=True,
         rule="relative criterion: d1 < α·(mean distance to the 50 nearest), α = 1/{k:g}",
-        button="relative: d1 < α·mean of 50 nearest",
+        button="relative: d1 < d_mean50/k",
     )
 )
 

@@ -19,11 +19,14 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..analysis.curves import (
+    SUMMARY_COLUMNS,
     _one_setting,
     curve_stats,
-    first_epoch_above_null,  # noqa: F401
+    first_epoch_above_null,
     readable_summary,
+    select,
     summary,
+    t_halfwidth,
 )
 from ..analysis.sanity import check_sanity, sanity_problems  # noqa: F401 (the figure notebooks' checks)
 from ..core.registry import CRITERIA
@@ -31,6 +34,38 @@ from ..core.vocabulary import DISPLAY_GROUPS, GROUP_COLORS, GROUP_NAMES, VALUES
 from ..metric.null import analytic_null, chance_level, expected_null  # noqa: F401
 from .export import export, figures_html, find_browser  # noqa: F401 (the figure notebooks export through here)
 
+# The figure notebooks read everything through this module: the summaries, checks and export it re-exports.
+__all__ = [
+    "SUMMARY_COLUMNS",
+    "select",
+    "summary",
+    "readable_summary",
+    "curve_stats",
+    "first_epoch_above_null",
+    "t_halfwidth",
+    "check_sanity",
+    "sanity_problems",
+    "chance_level",
+    "expected_null",
+    "export",
+    "figures_html",
+    "find_browser",
+    "summary_text",
+    "trace_specs",
+    "subtitle",
+    "title_html",
+    "title_lines",
+    "rates_figure",
+    "paper_view",
+    "group_view",
+    "sweep_view",
+    "VALUE_AXIS",
+    "VALUE_TITLE",
+    "GROUPS",
+    "GROUP_NAMES",
+    "GROUP_COLORS",
+    "VALUES",
+]
 GROUPS = DISPLAY_GROUPS  # panel order
 VALUE_AXIS = {
     "memorized": "memorized, % of generated set",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import html
 import re
 import time
+import warnings
 from pathlib import Path
 
 import ipywidgets as W
@@ -23,6 +24,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ..core.registry import CRITERIA
+from ..core.storage import CorruptRunError
 from ..experiment.results import RateGrid, Results
 from ..metric.null import analytic_null, chance_level
 from . import figures as plots
@@ -57,7 +59,8 @@ class Explorer:
         self.criterion = W.ToggleButtons(
             options=[(crit.button, crit.name) for crit in CRITERIA], value="paper", description="criterion", **buttons
         )
-        self.k_max = max(5.0, *(crit.own_threshold(c) for crit in CRITERIA))  # relative's own k = 1/alpha = 10
+        # the slider spans 1 to 5, or to the criterion's own threshold when that is larger (relative: 1/alpha = 10)
+        self.k_max = max(5.0, c.own_threshold("paper"))
         self.ratio = W.FloatSlider(
             value=c.ratio,
             min=1.0,
@@ -128,7 +131,11 @@ class Explorer:
         own = self.config.own_threshold(change["new"])
         self._resetting = True
         try:
-            self.ratio.value = min(self.k_max, max(1.0, own))
+            self.k_max = max(5.0, own)
+            if own > self.ratio.max:
+                self.ratio.max = self.k_max
+            self.ratio.value = max(1.0, own)
+            self.ratio.max = self.k_max
         finally:
             self._resetting = False
         self.redraw()
@@ -195,12 +202,26 @@ class Explorer:
 
 
 # -- run browser --------------------------------------------------------------------------------
-def list_runs(root: Path | str) -> list[Path]:
-    """Run directories (holding config.json) under `root`, newest first."""
+def list_runs(root: Path | str, skipped: list[str] | None = None) -> list[Path]:
+    """Run directories (holding config.json) under `root` that can be opened, newest first.
+
+    A run that cannot be opened (an unreadable config.json or manifest.json, a damaged file) is left out;
+    its error is appended to `skipped` when a list is given, else reported in a warning.
+    """
     root = Path(root)
     if not root.is_dir():
         return []
-    runs = [p for p in root.iterdir() if (p / "config.json").is_file()]
+    runs, bad = [], []
+    for p in (p for p in root.iterdir() if (p / "config.json").is_file()):
+        try:
+            Results(p)
+            runs.append(p)
+        except CorruptRunError as e:
+            bad.append(str(e))
+    if skipped is not None:
+        skipped.extend(bad)
+    elif bad:
+        warnings.warn(f"skipped {len(bad)} unreadable run(s) under {root}:\n  " + "\n  ".join(bad), stacklevel=2)
     return sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)
 
 

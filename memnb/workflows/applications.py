@@ -22,7 +22,9 @@ from typing import Any
 
 from ..core.config import ExperimentConfig
 from ..experiment.runner import run_experiment
-from .profiles import check_profile, resolve_runs_root
+from .profiles import PROFILES, check_profile, resolve_runs_root
+
+__all__ = ["PROFILES", "FULL", "SHARED", "SMOKE", "apply_profile", "configs", "describe", "run_grid"]
 
 FULL: dict[str, Any] = dict(
     datasets=["moons", "circle", "gmm"], outlier_counts=[10, 20], n_base=200, n_repeats=5, epochs=2000, eval_every=100

@@ -97,7 +97,9 @@ resumed when it was interrupted. This notebook is generated from one template fo
             "code",
             f"""from memnb.views import figures
 from memnb.workflows import profiles
+from memnb.workflows.parameters import check_parameters
 
+check_parameters(globals())  # a misspelled papermill parameter (-p ration 2) fails here, before any work
 FIGURE = {figure}
 given = profiles.config_from(globals(), profiles.figure_config(FIGURE))  # the parameters above
 config, reductions = profiles.apply_profile(given, profile)

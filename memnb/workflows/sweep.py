@@ -26,7 +26,6 @@ glibc serve torch's large temporary buffers with fresh mmaps; `worker_environ` u
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import hashlib
 import itertools
 import os
@@ -46,7 +45,7 @@ from ..core.registry import CRITERIA
 from ..core.storage import write_json, write_parquet
 from ..core.vocabulary import DISPLAY_GROUPS, VALUES
 from ..experiment.results import TABLE_COLUMNS, Results
-from ..experiment.runner import run_dir, run_experiment
+from ..experiment.runner import run_dir, run_experiment, run_lock
 
 EXECUTORS = ("dask", "serial")
 STATUSES = ("new", "partial", "complete")
@@ -156,12 +155,8 @@ def run_one(config: dict, root: str, torch_threads: int = 1) -> dict[str, Any]:
     torch.set_num_threads(torch_threads)
     cfg = ExperimentConfig.from_dict(config)
     name = cfg.run_name()
-    lock_dir = Path(root) / ".locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    with open(lock_dir / f"{name}.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released by the OS if this process dies
-        waited = time.perf_counter() - t0
+    with run_lock(Path(root), name) as waited:  # the runner's lock: released by the OS if this process dies
         status = run_status(cfg, root)
         results = run_experiment(cfg, root, progress=False)
         manifest = results.manifest
