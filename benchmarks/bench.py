@@ -309,6 +309,16 @@ def main() -> None:
         f"bf16 generation: {s['bf16_speedup_generation']:.2f}x faster; memorized shares move by "
         f"{m['bf16_share_diff_pp']} percentage points (fp32 shares {m['fp32_shares_pct']} %)"
     )
+    # digits (64-D images, the residual MLP, FAISS): seconds per evaluated epoch of the digits finding's config
+    from memnb.workflows import digits
+
+    dcfg = digits.apply_profile(digits.DIGITS, "smoke")[0] if a.quick else digits.DIGITS
+    dcfg = dcfg.replace(device="cpu")
+    g = report["digits"] = _in_fresh_process(memnb_arm, dcfg.to_dict(), 2, False)
+    print(
+        f"digits ({dcfg.n_repeats} repeats, {dcfg.n_train} images, {dcfg.denoiser}, {dcfg.neighbors}): per evaluated "
+        f"epoch train {g['train_s']:.2f} s, generate {g['generate_s']:.2f} s, metric {g['metric_s']:.2f} s"
+    )
     if not a.no_scaling:
         rows = []
         for n_base, R in ((10000, 10), (20000, 10), (40000, 10), (20000, 1), (20000, 20)):

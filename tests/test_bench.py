@@ -33,6 +33,10 @@ def test_quick_benchmark_writes_its_report(tmp_path):
     assert s["train_plus_metric_over_generation"] == pytest.approx((m["train_s"] + m["metric_s"]) / m["generate_s"])
     assert s["bf16_speedup_generation"] == pytest.approx(m["generate_fp32_s"] / m["generate_bf16_s"])
     assert s["bf16_max_share_diff_pp"] == max(m["bf16_share_diff_pp"].values())
+    # the digits row: the smoke digits config, 64-D, its time split into its parts
+    g = report["digits"]
+    assert (g["repeats"], g["device"]) == (2, "cpu") and g["n_train"] == 68
+    assert g["epoch_s"] == pytest.approx(g["train_s"] + g["generate_s"] + g["metric_s"])
     # shares are percentages, and the three groups make up all of them
     shares = m["fp32_shares_pct"]
     assert all(0 <= v <= 100 for v in shares.values())

@@ -25,6 +25,7 @@ NOTEBOOKS = ROOT / "notebooks"
 FIGURE_NOTEBOOKS = {n: NOTEBOOKS / f"figure{n}.ipynb" for n in profiles.FIGURES}
 MY_NOTEBOOKS = [
     *FIGURE_NOTEBOOKS.values(),
+    NOTEBOOKS / "digits.ipynb",
     NOTEBOOKS / "explore.ipynb",
 ]  # the ones memnb.workflows.render prepares for nbval
 ALL_NOTEBOOKS = sorted(NOTEBOOKS.glob("*.ipynb"))  # every committed notebook must be stripped
@@ -39,7 +40,8 @@ def test_every_figure_and_the_explorer_have_a_notebook():
 def test_figure_notebooks_are_generated_from_one_template(tmp_path):
     """The four committed figure notebooks are exactly what the one template writes (no hand-edited copy)."""
     assert notebooks.stale() == [], "run: python -m memnb.workflows.notebooks"
-    written = notebooks.write(tmp_path)
+    assert (tmp_path / "digits.ipynb") in notebooks.write(tmp_path)  # the digits notebook comes from the module too
+    written = notebooks.write(tmp_path, figures=tuple(profiles.FIGURES))
     for path in written:
         assert path.read_text() == (NOTEBOOKS / path.name).read_text()
     # they differ only where the figures differ: a cell holding the figure's number or configuration
@@ -201,3 +203,17 @@ def test_reductions_are_printed_by_render():
     text = render.reductions_text(1, "laptop")
     assert "NOT the paper's protocol" in text and "epochs" in text and "n_repeats" in text
     assert "nothing reduced" in render.reductions_text(1, "paper")
+
+
+def test_render_smoke_writes_the_digits_files(tmp_path):
+    """make figures renders digits.ipynb after the four figures: its HTML and the images of its four views."""
+    out, runs = tmp_path / "figures", tmp_path / "runs"
+    times = render.render("smoke", out=out, figures=["digits"], runs_root=runs, log_output=False, progress_bar=False)
+    assert set(times) == {"digits"} and "digits" in render.RENDERED
+    expected = {"digits.ipynb", "digits.html"}
+    if find_browser() is not None:
+        expected |= {f"digits{v}.{ext}" for v in ("", "_copied", "_images", "_samples") for ext in ("png", "svg")}
+    assert expected <= {p.name for p in out.iterdir()}
+    text = _outputs_text(nbformat.read(out / "digits.ipynb", as_version=4))
+    assert text.startswith("Digits: profile 'smoke' -- NOT the measured protocol") and "sanity checks passed" in text
+    assert "no analytic level" in text

@@ -49,17 +49,21 @@ LINEAR = Denoiser("linear_test", dims=None, build=lambda c, gens, device: Linear
 
 
 def test_the_built_in_entries():
-    assert DATASETS.names() == ("moons", "circle", "line", "gmm")
-    assert DENOISERS.names() == ("tiny_diffusion",)
+    assert DATASETS.names() == ("moons", "circle", "line", "gmm", "gmm_d", "digits")
+    assert DENOISERS.names()[:2] == ("tiny_diffusion", "residual_mlp")
     assert CRITERIA.names() == ("paper", "train_only", "relative")
-    assert all(d.dim == 2 for d in DATASETS)
+    assert [d.dim for d in DATASETS] == [2, 2, 2, 2, None, 64]
 
 
 def test_unknown_names_fail_naming_the_field_and_what_is_allowed():
-    with pytest.raises(ValueError, match=r"'dataset' = 'mnist' is invalid; allowed: moons \| circle \| line \| gmm"):
+    with pytest.raises(
+        ValueError,
+        match=r"'dataset' = 'mnist' is invalid; allowed: moons \| circle \| line \| gmm \| "
+        r"gmm_d \| digits",
+    ):
         ExperimentConfig(dataset="mnist")
-    with pytest.raises(ValueError, match=r"'denoiser' = 'unet' is invalid; allowed: tiny_diffusion"):
-        ExperimentConfig(denoiser="unet")
+    with pytest.raises(ValueError, match=r"'denoiser' = 'unet2' is invalid; allowed: tiny_diffusion \| residual_mlp"):
+        ExperimentConfig(denoiser="unet2")
     with pytest.raises(ValueError, match=r"criterion 'nope' is unknown; allowed: paper \| train_only \| relative"):
         CRITERIA.get("nope")
 
@@ -80,9 +84,10 @@ def test_a_3d_dataset_and_a_new_denoiser_run_the_whole_protocol(tmp_path):
         with pytest.raises(
             ValueError, match="'denoiser' = 'tiny_diffusion' is invalid; allowed: a denoiser for 3-dimensional data"
         ):
-            ExperimentConfig(dataset="cube_test", **TINY)
+            ExperimentConfig(dataset="cube_test", denoiser="tiny_diffusion", **TINY)
+        assert ExperimentConfig(dataset="cube_test", **TINY).denoiser == "residual_mlp"  # "auto" outside 2-D
         config = ExperimentConfig(dataset="cube_test", denoiser="linear_test", **TINY)
-        assert config.dim == 3
+        assert config.dim == 3 and config.neighbors == "kdtree"  # "auto": the k-d tree up to d = 3
         res = run_experiment(config, root=tmp_path, progress=False)
         data = res.data
         assert data["train_points"].shape == (2, 132, 3) and data["test_points"].shape == (2, 120, 3)

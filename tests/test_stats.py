@@ -22,6 +22,7 @@ from memnb.analysis.stats import (
     zu_effect,
     zu_signal_frame,
 )
+from memnb.experiment.tabulate import TABLE_COLUMNS
 from memnb.metric.copying import mann_whitney_z, mann_whitney_z_by_group
 
 EPOCHS = np.array([0, 10, 20, 30])
@@ -198,19 +199,7 @@ def test_zu_effect_inverts_the_z_score():
 
 
 def _table(rows):
-    cols = [
-        "repeat",
-        "epoch",
-        "group",
-        "criterion",
-        "threshold",
-        "memorized",
-        "memorized_null",
-        "copied",
-        "copied_null",
-        "n_generated",
-        "n_group_points",
-    ]
+    cols = TABLE_COLUMNS
     return pd.DataFrame(rows, columns=cols)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from .device import DEVICES
 from .registry import CRITERIA, DATASETS, DENOISERS
 
-NEIGHBOR_BACKENDS = ("kdtree", "faiss")
+NEIGHBOR_BACKENDS = ("kdtree", "faiss", "torch")  # "auto" is resolved from the dimension
 PRECISIONS = ("fp32", "bf16")
 # "base": the paper's test set, fresh base-distribution points only. "matched": the same points plus
 # fresh outlier-cluster draws and fresh near-duplicates of held-out points, in training proportions,
@@ -30,7 +30,16 @@ THRESHOLD_GRID = (1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0)
 # Fields added after memnb 0.1.0 with the value every earlier run had: the fingerprint (and so the run
 # directory's name) covers them only when they differ from it, so runs stored before they existed are
 # found again under their old names.
-ADDED_FIELDS = {"denoiser": "tiny_diffusion"}
+ADDED_FIELDS = {
+    "denoiser": lambda c: c.denoiser == "tiny_diffusion",
+    "dim": lambda c: c.dataset in DATASETS and DATASETS.get(c.dataset).dim == c.dim,  # a fixed-dimension dataset's own
+    "injection": lambda c: c.injection == "cluster",
+    "watermark": lambda c: c.watermark == "corner",
+    "n_null": lambda c: c.n_null is None,
+}
+INJECTIONS = ("cluster", "watermark")  # the outlier group: the paper's cluster, or watermarked copies (images)
+WATERMARKS = ("corner", "stroke")  # a bright 2x2 block in the top-left corner, or a bright diagonal stroke
+NEIGHBOR_AUTO_MAX_DIM = 3  # neighbors="auto": the k-d tree up to this d, FAISS above (docs/performance.md)
 
 
 @dataclass(frozen=True)
@@ -44,15 +53,19 @@ class ExperimentConfig:
 
     # data and injection
     dataset: str = "moons"
+    dim: int | None = None  # d, for datasets whose dimension the config sets (gmm_d); None: the dataset's own
     n_base: int = 20000
     n_outliers: int = 400
     n_duplicates: int = 400
     outlier_distance: float = 2.0  # cluster centre, in standard deviations from the data mean
     outlier_spread: float = 0.05  # cluster std, as a fraction of the data's std
     duplicate_jitter: float = 0.0  # std of noise added to copies, as a fraction of the data's std
+    injection: str = "cluster"  # the outliers: cluster (the paper's) | watermark (images: stamped copies)
+    watermark: str = "corner"  # the stamped pattern of injection="watermark": corner | stroke
     n_test: int | None = None
+    n_null: int | None = None  # real data: held-out points of the null part (None: n_generate)
     # model and training (tiny-diffusion's reference values)
-    denoiser: str = "tiny_diffusion"
+    denoiser: str = "auto"  # auto: tiny_diffusion in 2-D, unet for images, residual_mlp otherwise
     epochs: int = 400
     batch_size: int = 32
     learning_rate: float = 1e-3
@@ -74,7 +87,7 @@ class ExperimentConfig:
     # neighbour distances grow like sqrt(k) here, not nearly constant as in high dimension); 0.1 flags ~20%.
     relative_alpha: float = 0.1
     test_set: str = "base"
-    neighbors: str = "kdtree"
+    neighbors: str = "auto"  # kdtree | faiss | torch | auto (k-d tree for d <= 3, FAISS above)
     # repeats and execution
     n_repeats: int = 10
     seed: int = 0
@@ -87,14 +100,18 @@ class ExperimentConfig:
             plain = _plain(v)
             if plain is not v:
                 object.__setattr__(self, f.name, plain)
+        # defaults that depend on the dataset, resolved once so that the stored config says what ran
+        if self.dataset in DATASETS:
+            ds = DATASETS.get(self.dataset)
+            if self.dim is None:
+                object.__setattr__(self, "dim", ds.dim if ds.dim is not None else 8)
+            if self.neighbors == "auto" and _is_int(self.dim):
+                object.__setattr__(self, "neighbors", "kdtree" if self.dim <= NEIGHBOR_AUTO_MAX_DIM else "faiss")
+            if self.denoiser == "auto":
+                object.__setattr__(self, "denoiser", auto_denoiser(ds, self.dim))
         _validate(self)
 
     # -- derived sizes -------------------------------------------------------------------
-    @property
-    def dim(self) -> int:
-        """Dimension d of the data points (the dataset's)."""
-        return DATASETS.get(self.dataset).dim
-
     @property
     def n_train(self) -> int:
         """Training-set size per repeat: base points plus injected outliers and duplicates."""
@@ -127,6 +144,27 @@ class ExperimentConfig:
         return self.n_train if self.n_generate is None else self.n_generate
 
     @property
+    def n_null_points(self) -> int:
+        """Points of the null baseline per evaluation: fresh draws (n_generate), or real data's held-out null part."""
+        return self.n_generate_points if self.n_null is None else self.n_null
+
+    @property
+    def n_null_outliers(self) -> int:
+        """Outlier points in the null part, in training proportion (cluster draws, or watermarked held-out points)."""
+        return round(self.n_null_points * self.n_outliers / self.n_train)
+
+    @property
+    def pool_size(self) -> int | None:
+        """Points of a real dataset's pool (None: a dataset with fresh draws)."""
+        ds = DATASETS.get(self.dataset)
+        return None if ds.fresh_draws else len(ds.pool())
+
+    @property
+    def pool_parts(self) -> dict[str, int]:
+        """Held-out points a real dataset's pool must give each repeat: training base, test base, null base."""
+        return {"train": self.n_base, "test": self.n_test_base, "null": self.n_null_points - self.n_null_outliers}
+
+    @property
     def eval_epochs(self) -> tuple[int, ...]:
         """Epochs at whose start samples are drawn: 0 (untrained), every `eval_every`, and the end."""
         ep = list(range(0, self.epochs, self.eval_every))
@@ -150,6 +188,17 @@ class ExperimentConfig:
         return cls(**d)
 
     def replace(self, **changes: Any) -> ExperimentConfig:
+        """A copy with `changes`. Changing the dataset re-resolves `dim` and `neighbors` when they held the old
+        dataset's defaults (so a 64-D dataset gets FAISS, not the 2-D k-d tree it inherited)."""
+        if "dataset" in changes and changes["dataset"] != self.dataset and self.dataset in DATASETS:
+            old = DATASETS.get(self.dataset)
+            if "dim" not in changes and old.dim is not None:
+                changes["dim"] = None
+            auto = "kdtree" if self.dim <= NEIGHBOR_AUTO_MAX_DIM else "faiss"
+            if "neighbors" not in changes and self.neighbors == auto:
+                changes["neighbors"] = "auto"
+            if "denoiser" not in changes and self.denoiser == auto_denoiser(old, self.dim):
+                changes["denoiser"] = "auto"
         return dataclasses.replace(self, **changes)
 
     def to_json(self) -> str:
@@ -160,7 +209,7 @@ class ExperimentConfig:
 
         Fields of `ADDED_FIELDS` at their original value are left out, so the name of a run stored
         before such a field existed does not change."""
-        d = {k: v for k, v in self.to_dict().items() if not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])}
+        d = {k: v for k, v in self.to_dict().items() if not (k in ADDED_FIELDS and ADDED_FIELDS[k](self))}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
 
     def run_name(self) -> str:
@@ -172,6 +221,15 @@ class ExperimentConfig:
 
 
 CONFIG_FIELDS = tuple(f.name for f in fields(ExperimentConfig))  # in the dataclass's order
+
+
+def auto_denoiser(dataset, dim) -> str:
+    """denoiser="auto": tiny-diffusion's network in 2-D (the paper's), the U-Net for images, the residual MLP else."""
+    if dim == 2:
+        return "tiny_diffusion"
+    if getattr(dataset, "image_shape", None) is not None and "unet" in DENOISERS:
+        return "unet"
+    return "residual_mlp"
 
 
 def _plain(v: Any) -> Any:
@@ -222,7 +280,25 @@ def _validate(c: ExperimentConfig) -> None:
     choice("dataset", DATASETS.names())
     choice("denoiser", DENOISERS.names())
     choice("device", DEVICES)
-    choice("neighbors", NEIGHBOR_BACKENDS)
+    choice("neighbors", NEIGHBOR_BACKENDS + (("auto",) if not _is_int(c.dim) else ()))
+    choice("injection", INJECTIONS)
+    choice("watermark", WATERMARKS)
+    integer("n_null", 1, optional=True)
+    if c.dataset in DATASETS:
+        ds = DATASETS.get(c.dataset)
+        if ds.dim is not None and c.dim != ds.dim:
+            _fail("dim", c.dim, f"None or {ds.dim} (dataset {c.dataset!r} is {ds.dim}-dimensional)")
+        lo, hi = ds.dims or (1, 1 << 20)
+        if ds.dim is None and not (_is_int(c.dim) and lo <= c.dim <= hi):
+            _fail("dim", c.dim, f"an integer from {lo} to {hi} (the dimension of dataset {c.dataset!r})")
+        if c.injection == "watermark" and ds.image_shape is None:
+            _fail(
+                "injection",
+                c.injection,
+                f"cluster (dataset {c.dataset!r} is not images; watermark needs images: "
+                + " | ".join(d.name for d in DATASETS if d.image_shape is not None)
+                + ")",
+            )
     choice("precision", PRECISIONS)
     choice("test_set", TEST_SETS)
     integer("n_base", 2)
@@ -240,6 +316,13 @@ def _validate(c: ExperimentConfig) -> None:
     integer("n_repeats", 1)
     integer("seed", 0)
     if c.dataset in DATASETS and c.denoiser in DENOISERS:
+        if DENOISERS.get(c.denoiser).images and DATASETS.get(c.dataset).image_shape is None:
+            _fail(
+                "denoiser",
+                c.denoiser,
+                f"a denoiser for dataset {c.dataset!r}, which is not images ({c.denoiser!r} "
+                "takes image datasets only); denoisers: " + " | ".join(DENOISERS.names()),
+            )
         dims = DENOISERS.get(c.denoiser).dims
         if dims is not None and c.dim not in dims:
             _fail(
@@ -266,6 +349,24 @@ def _validate(c: ExperimentConfig) -> None:
         _fail("beta_end", c.beta_end, f"a number >= beta_start = {c.beta_start} and < 1")
     if c.beta_end >= 1.0:
         _fail("beta_end", c.beta_end, "a number < 1")
+    if (
+        c.dataset in DATASETS
+        and not DATASETS.get(c.dataset).fresh_draws
+        and _is_int(c.n_base)
+        and (c.n_test is None or _is_int(c.n_test))
+        and _is_int(c.n_outliers)
+        and _is_int(c.n_duplicates)
+        and c.n_base >= 2
+    ):
+        pool, parts = c.pool_size, c.pool_parts
+        if sum(parts.values()) > pool:
+            _fail(
+                "n_base",
+                c.n_base,
+                f"n_base + test base + null base = {parts['train']} + {parts['test']} + "
+                f"{parts['null']} = {sum(parts.values())} at most the {pool} points of dataset {c.dataset!r} "
+                "(set n_base, n_test or n_null smaller)",
+            )
     real("ratio", 1.0, strict=True)
     real("train_ratio", 1.0, strict=True)
     if not (_is_real(c.relative_alpha) and 0.0 < c.relative_alpha < 1.0):

@@ -20,6 +20,7 @@ class Stream(IntEnum):
     TRAIN = 3  # per-epoch shuffling, timesteps and noise
     SAMPLE = 4  # per-epoch generation noise
     NULL = 5  # per-epoch fresh draws from the data distribution (the null baseline)
+    SPLIT = 6  # a real dataset's pool split into training, test and null parts (once per repeat)
 
 
 def _entropy(seed: int, repeat: int, stream: Stream, epoch: int) -> list[int]:

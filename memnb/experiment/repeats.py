@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..core.config import ExperimentConfig
+from ..core.device import resolve_device
 from ..core.seeding import Stream, numpy_rng
 from ..data.injection import make_test_set, make_training_set, sample_data_distribution
 from ..metric.neighbors import NEIGHBOUR_FIELDS, NeighbourSearch
@@ -25,8 +26,10 @@ class RepeatData:
         self.repeats = list(range(c.n_repeats)) if repeats is None else [int(r) for r in repeats]
         self.train_sets = [make_training_set(c, r) for r in self.repeats]
         self.test_sets = [make_test_set(c, r, ts) for r, ts in zip(self.repeats, self.train_sets)]
+        device = resolve_device(c.device) if c.neighbors == "torch" else "cpu"  # only the torch search uses it
         self.searches = [
-            NeighbourSearch(ts.points, test, c.neighbors) for ts, test in zip(self.train_sets, self.test_sets)
+            NeighbourSearch(ts.points, test, c.neighbors, device=device)
+            for ts, test in zip(self.train_sets, self.test_sets)
         ]
 
     @property
@@ -68,8 +71,9 @@ class RepeatData:
         return {prefix + f: np.stack([getattr(nb, f) for nb in found]) for f in NEIGHBOUR_FIELDS}
 
     def null_draws(self, epoch: int, n: int | None = None) -> np.ndarray:
-        """(R, n, d) fresh draws from each repeat's data-generating distribution (a perfect generator)."""
-        n = self.config.n_generate_points if n is None else n
+        """(R, n, d) fresh draws from each repeat's data-generating distribution (a perfect generator); for a real
+        dataset its held-out null part (the same points at every epoch; n is then config.n_null_points)."""
+        n = self.config.n_null_points if n is None else n
         return np.stack(
             [
                 sample_data_distribution(self.config, ts, n, numpy_rng(self.config.seed, r, Stream.NULL, epoch))

@@ -1,10 +1,35 @@
 """Exact nearest neighbours of generated points among training and test points (plain Euclidean distances).
 
-Two exact backends return the same neighbours: FAISS `IndexFlatL2` (the paper's tool; it returns
-*squared* distances, which are square-rooted here) and a scipy k-d tree (float64, and far faster
-in 2-D). Training locations are de-duplicated before the search, so "the two nearest training
-points" are the two nearest distinct locations: an exact copy never hides the point it copies,
-and d1/d2 stays meaningful for duplicated points.
+Three exact backends return the same neighbours:
+
+- "kdtree": a scipy k-d tree, float64, and far faster in low dimension (the default up to d = 3,
+  `NEIGHBOR_AUTO_MAX_DIM` in memnb.core.config; docs/performance.md measures the crossover);
+- "faiss": FAISS `IndexFlatL2` (the paper's tool), a brute-force search in **float32**. It returns
+  *squared* distances, square-rooted here. For a large batch (queries x d at or above
+  `faiss.cvar.distance_compute_blas_threshold`, 128000 in FAISS 1.15: 2000 queries in 64-D, not
+  memnb's 2-D searches) it computes them as |q|^2 + |x|^2 - 2 q.x with float32 BLAS products, so
+  their absolute error is about 1e-6 of the squared norms (float32 rounding, 6e-8, over sums of d
+  terms): distances small next to the points' norms are noise. Measured in 64-D: an exact copy of a
+  unit-scale point came out at up to 0.009 instead of 0, of a point of magnitude 1e3 at up to 4.5;
+  near copies can come out at exactly 0, and locations closer than that noise can swap ranks;
+- "torch": a brute-force search with torch in float64 on `device` (cpu or cuda): the same expansion
+  for the squared distances of a chunk of queries to every location (chunks of at most
+  `TORCH_CHUNK_BYTES` per matrix, so memory stays bounded), `torch.topk` for the k smallest (argmin
+  for k = 1), then the k chosen distances recomputed directly as |q - x| and re-sorted, so that they
+  agree with the k-d tree's to float64 rounding and not only to the expansion's cancellation error.
+
+Exact copies are found by identity, not by a distance of 0: after any backend's search, a query
+whose coordinates equal one of the training locations exactly (bit for bit in float64, with -0.0
+taken as 0.0) gets d1 = 0, index = that location's first training point and d2 = the distance to
+the nearest *other* location (the backend's); a query equal to a test point gets d_test = 0. The
+rows are looked up through a 64-bit hash of their bits (vectorised, O(n d)) and the candidates'
+coordinates compared in full. For the k-d tree this changes nothing (its distance to an exact
+copy is already 0); for FAISS it removes the float32 error on copies, which is what makes a copy
+a copy, but not elsewhere.
+
+Training locations are de-duplicated before the search, so "the two nearest training points" are
+the two nearest distinct locations: an exact copy never hides the point it copies, and d1/d2 stays
+meaningful for duplicated points.
 
 The same training search also returns `d_mean50`, the mean distance to the `RELATIVE_NEIGHBOURS`
 (50) nearest distinct training locations, for the relative criterion of Carlini et al. (2023).
@@ -15,6 +40,7 @@ Asking the tree for 50 neighbours instead of 2 costs about 60 ms more per 20800 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
@@ -22,6 +48,10 @@ import numpy as np
 RELATIVE_NEIGHBOURS = 50
 # What a search returns per query point, in this order (the arrays of an epoch file, per source).
 NEIGHBOUR_FIELDS = ("d1", "d2", "index", "d_test", "d_mean50")
+BACKENDS = ("kdtree", "faiss", "torch")
+# The torch backend's bound on one chunk's (queries x locations) float64 matrix (and its gathered
+# (queries x k x d) differences): about 256 MB each.
+TORCH_CHUNK_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -56,25 +86,154 @@ class TrainingLocations:
         return cls(points=pts, first=first, location=loc.reshape(-1))
 
 
+# -- exact rows by identity --------------------------------------------------------------------------
+@cache
+def _multipliers(d: int) -> np.ndarray:
+    """(d,) fixed odd 64-bit multipliers, one per coordinate, of the row hash."""
+    m = np.random.default_rng(0x5EED).integers(0, 2**64, size=d, dtype=np.uint64, endpoint=False)
+    m |= np.uint64(1)
+    m.setflags(write=False)
+    return m
+
+
+def _row_hash(rows: np.ndarray) -> np.ndarray:
+    """(n,) uint64 hash of each float64 row's bits (-0.0 hashed as 0.0): equal rows, equal hashes."""
+    bits = np.add(np.ascontiguousarray(rows, np.float64), 0.0).view(np.uint64)  # a new array; -0.0 + 0.0 = 0.0
+    bits *= _multipliers(rows.shape[1])  # wraps modulo 2^64
+    bits ^= bits >> np.uint64(29)
+    bits *= np.uint64(0x94D049BB133111EB)
+    return bits.sum(axis=1)
+
+
+def _row_bytes(rows: np.ndarray) -> list[bytes]:
+    r = np.add(np.ascontiguousarray(rows, np.float64), 0.0)
+    return r.view(np.dtype((np.void, r.shape[1] * 8))).ravel().tolist()
+
+
+class RowIndex:
+    """Exact look-up of float64 rows by value: `find(q)` gives, per query row, the index of the first
+    equal row (coordinates equal, -0.0 == 0.0), or -1. Rows are hashed (`_row_hash`), the hashes
+    sorted, and each query's candidate compared in full; should two different rows share a hash
+    (never seen; it is checked once here), a dict of row bytes is used instead."""
+
+    def __init__(self, rows: np.ndarray):
+        self.rows = np.ascontiguousarray(rows, np.float64)
+        h = _row_hash(self.rows)
+        self._order = np.argsort(h, kind="stable")  # equal rows: the first one first
+        self._sorted = h[self._order]
+        self._bytes: dict[bytes, int] | None = None
+        same = np.flatnonzero(self._sorted[1:] == self._sorted[:-1])
+        a, b = self.rows[self._order[same]], self.rows[self._order[same + 1]]
+        if not ((a == b) | (np.isnan(a) & np.isnan(b))).all():  # a collision: fall back to exact bytes
+            self._bytes = {}
+            for i, key in enumerate(_row_bytes(self.rows)):
+                self._bytes.setdefault(key, i)
+
+    def find(self, queries: np.ndarray) -> np.ndarray:
+        q = np.ascontiguousarray(queries, np.float64)
+        if self._bytes is not None:
+            return np.fromiter((self._bytes.get(k, -1) for k in _row_bytes(q)), np.int64, len(q))
+        h = _row_hash(q)
+        pos = np.minimum(np.searchsorted(self._sorted, h), len(self._sorted) - 1)
+        cand = np.flatnonzero(self._sorted[pos] == h)
+        ids = self._order[pos[cand]]
+        ok = (self.rows[ids] == q[cand]).all(axis=1)
+        out = np.full(len(q), -1, np.int64)
+        out[cand[ok]] = ids[ok]
+        return out
+
+
+def _pin_copies(dist: np.ndarray, idx: np.ndarray, copy_of: np.ndarray) -> None:
+    """In place: rows whose query is exactly point copy_of (>= 0) of the searched set get that point
+    first at distance 0, followed by the backend's other neighbours in their order (dropping the
+    copy where the backend found it, else the last)."""
+    rows = np.flatnonzero(copy_of >= 0)
+    if not len(rows):
+        return
+    k = dist.shape[1]
+    target = copy_of[rows]
+    if k > 1:
+        d, i = dist[rows], idx[rows]
+        keep = i != target[:, None]
+        keep[keep.all(axis=1), -1] = False  # the backend missed the copy: drop its k-th neighbour
+        dist[rows, 1:] = d[keep].reshape(len(rows), k - 1)
+        idx[rows, 1:] = i[keep].reshape(len(rows), k - 1)
+    dist[rows, 0] = 0.0
+    idx[rows, 0] = target
+
+
+# -- backends ---------------------------------------------------------------------------------------
+def _torch_device(device):
+    import torch
+
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class _TorchIndex:
+    """Exact float64 brute-force search with torch on one device (see the module docstring)."""
+
+    def __init__(self, data: np.ndarray, device):
+        import torch
+
+        self.device = _torch_device(device)
+        self.points = torch.as_tensor(np.ascontiguousarray(data, np.float64), device=self.device)
+        self.sq_norms = self.points.square().sum(dim=1)
+
+    def chunk(self, k: int) -> int:
+        """Queries per chunk: the (chunk, n) distance matrix and the (chunk, k, d) differences stay within
+        TORCH_CHUNK_BYTES each."""
+        n, d = self.points.shape
+        return max(1, TORCH_CHUNK_BYTES // (8 * max(n, k * d)))
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        q_all = torch.as_tensor(np.ascontiguousarray(queries, np.float64), device=self.device)
+        dist = np.empty((len(q_all), k), np.float64)
+        idx = np.empty((len(q_all), k), np.int64)
+        step = self.chunk(k)
+        with torch.no_grad():
+            for s in range(0, len(q_all), step):
+                q = q_all[s : s + step]
+                sq = torch.addmm(self.sq_norms, q, self.points.T, alpha=-2.0)  # |x|^2 - 2 q.x
+                sq += q.square().sum(dim=1, keepdim=True)
+                i = sq.argmin(dim=1, keepdim=True) if k == 1 else torch.topk(sq, k, dim=1, largest=False).indices
+                del sq
+                d = (q[:, None, :] - self.points[i]).square_().sum(dim=2).sqrt_()  # the chosen k, directly
+                d, order = torch.sort(d, dim=1, stable=True)
+                dist[s : s + step] = d.cpu().numpy()
+                idx[s : s + step] = i.gather(1, order).cpu().numpy()
+        return dist, idx
+
+
 class NeighbourSearch:
     """Exact searches against one repeat's fixed training locations and test set, built once.
 
-    train: (N, d) training points (duplicated locations allowed); test: (m, d); backend: kdtree | faiss.
+    train: (N, d) training points (duplicated locations allowed); test: (m, d); backend: kdtree |
+    faiss | torch; device: where the torch backend computes (cpu | cuda | auto; ignored by the others).
     """
 
-    def __init__(self, train: np.ndarray, test: np.ndarray, backend: str = "kdtree"):
-        if backend not in ("kdtree", "faiss"):
-            raise ValueError(f"neighbors backend {backend!r} is unknown; allowed: kdtree | faiss")
+    def __init__(self, train: np.ndarray, test: np.ndarray, backend: str = "kdtree", device="cpu"):
+        if backend not in BACKENDS:
+            raise ValueError(f"neighbors backend {backend!r} is unknown; allowed: {' | '.join(BACKENDS)}")
         self.backend = backend
+        self.device = device
         self.locations = TrainingLocations.of(np.asarray(train, np.float64))
+        test = np.asarray(test, np.float64)
         self._train = self._build(self.locations.points)
-        self._test = self._build(np.asarray(test, np.float64))
+        self._test = self._build(test)
+        self._train_rows = RowIndex(self.locations.points)
+        self._test_rows = RowIndex(test)
 
     def _build(self, data: np.ndarray):
         if self.backend == "kdtree":
             from scipy.spatial import cKDTree
 
             return cKDTree(data)
+        if self.backend == "torch":
+            return _TorchIndex(data, self.device)
         import faiss
 
         index = faiss.IndexFlatL2(data.shape[1])
@@ -82,9 +241,12 @@ class NeighbourSearch:
         return index
 
     def _search(self, index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(n, k) float64 distances, ascending, and (n, k) int64 indices of the backend's k nearest."""
         if self.backend == "kdtree":
             d, i = index.query(queries, k=k, workers=-1)
             return d.reshape(len(queries), k), i.reshape(len(queries), k)
+        if self.backend == "torch":
+            return index.search(queries, k)
         sq, i = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
         return np.sqrt(np.maximum(sq, 0.0)), i  # IndexFlatL2 returns squared L2 distances
 
@@ -93,7 +255,9 @@ class NeighbourSearch:
         q = np.asarray(queries, dtype=np.float64)
         k = max(2, min(RELATIVE_NEIGHBOURS, len(self.locations.points)))
         d_tr, i_tr = self._search(self._train, q, k)  # one search: d1, d2 and the k-neighbour mean
-        d_te, _ = self._search(self._test, q, 1)
+        d_te, i_te = self._search(self._test, q, 1)
+        _pin_copies(d_tr, i_tr, self._train_rows.find(q))  # exact copies by identity, whatever the backend
+        _pin_copies(d_te, i_te, self._test_rows.find(q))
         return Neighbours(
             d1=d_tr[:, 0].astype(np.float32),
             d2=d_tr[:, 1].astype(np.float32),
@@ -103,6 +267,8 @@ class NeighbourSearch:
         )
 
 
-def nearest_neighbours(queries: np.ndarray, train: np.ndarray, test: np.ndarray, backend: str = "kdtree") -> Neighbours:
+def nearest_neighbours(
+    queries: np.ndarray, train: np.ndarray, test: np.ndarray, backend: str = "kdtree", device="cpu"
+) -> Neighbours:
     """Exact neighbours of `queries` (n, d) among training points (N, d) and test points (m, d)."""
-    return NeighbourSearch(train, test, backend).query(queries)
+    return NeighbourSearch(train, test, backend, device).query(queries)

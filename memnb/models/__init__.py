@@ -26,12 +26,13 @@ from ..core.registry import DENOISERS
 @dataclass(frozen=True)
 class Denoiser:
     """name; dims (data dimensions it accepts, None = any); build(config, generators, device) -> nn.Module;
-    description (one line)."""
+    description (one line); images: it takes image datasets only (their `image_shape`)."""
 
     name: str
     dims: tuple[int, ...] | None
     build: Callable[[ExperimentConfig, Sequence[torch.Generator], torch.device | str], torch.nn.Module]
     description: str = ""
+    images: bool = False
 
 
 def make_denoiser(
@@ -41,7 +42,8 @@ def make_denoiser(
     return DENOISERS.get(config.denoiser).build(config, list(generators), device)
 
 
-for _module in pkgutil.iter_modules(__path__):  # every denoiser module registers itself
-    importlib.import_module(f"{__name__}.{_module.name}")
+# every denoiser module registers itself; tiny-diffusion's first (the 2-D default)
+for _name in sorted((m.name for m in pkgutil.iter_modules(__path__)), key=lambda n: (n != "tiny_diffusion", n)):
+    importlib.import_module(f"{__name__}.{_name}")
 
 __all__ = ["Denoiser", "make_denoiser", "DENOISERS"]

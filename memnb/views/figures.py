@@ -203,7 +203,7 @@ def trace_specs(
                 mode="lines",
                 x=s.epoch.tolist(),
                 y=_percent(s["null_mean"]),
-                name="null baseline (fresh draws of the data), mean",
+                name="null baseline (a perfect generator: fresh draws, or held-out real data), mean",
                 legendgroup="null",
                 showlegend=first,
                 line=dict(color=color, width=2, dash="dash"),
@@ -279,6 +279,13 @@ def title_html(title: str, sub: str) -> str:
     return "<br>".join(lines)
 
 
+def top_title(text: str) -> dict:
+    """Plotly title anchored at the top left (plotly centres a multi-line title in the margin, over the panels' titles)."""
+    return dict(
+        text=text, x=0.01, xanchor="left", y=1.0, yref="container", yanchor="top", pad=dict(t=26), font=dict(size=15)
+    )
+
+
 def title_lines(title_text: str) -> int:
     """Lines of a `title_html` text."""
     return title_text.count("<br>") + 1
@@ -325,16 +332,7 @@ def rates_figure(
     text = title_html(title, subtitle(table, value, n_shown))
     fig.update_layout(
         # anchored at the top (plotly centres a multi-line title in the margin, over the panels' titles)
-        title=dict(
-            text=text,
-            x=0.01,
-            xanchor="left",
-            y=1.0,
-            yref="container",
-            yanchor="top",
-            pad=dict(t=26),
-            font=dict(size=15),
-        ),
+        title=top_title(text),
         width=width,
         height=height,
         template="plotly_white",
@@ -417,16 +415,7 @@ def sweep_view(
     )
     text = title_html(title or "Sweep: where each group ends against its null", sub)
     fig.update_layout(
-        title=dict(
-            text=text,
-            x=0.01,
-            xanchor="left",
-            y=1.0,
-            yref="container",
-            yanchor="top",
-            pad=dict(t=26),
-            font=dict(size=15),
-        ),
+        title=top_title(text),
         width=1100,
         height=180 + 230 * len(present),
         template="plotly_white",

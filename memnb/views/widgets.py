@@ -23,7 +23,7 @@ import ipywidgets as W
 import pandas as pd
 import plotly.graph_objects as go
 
-from ..core.registry import CRITERIA
+from ..core.registry import CRITERIA, DATASETS
 from ..core.storage import CorruptRunError
 from ..experiment.results import RateGrid, Results
 from ..metric.null import analytic_null, chance_level
@@ -282,7 +282,12 @@ class RunBrowser:
                 width="360px", max_height="260px", overflow="auto", margin="0 0 12px 24px", border="1px solid #ddd"
             ),
         )
-        self.area.children = (self.explorer.compose(side),)
+        parts = [self.explorer.compose(side)]
+        if DATASETS.get(results.config.dataset).image_shape is not None:  # images: the memorized-image browser too
+            from .images import image_browser
+
+            parts.append(image_browser(results))
+        self.area.children = tuple(parts)
 
     @property
     def widget(self) -> W.Widget:

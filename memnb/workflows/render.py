@@ -29,10 +29,11 @@ import sys
 import time
 from pathlib import Path
 
-from . import profiles
+from . import digits, profiles
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 FIGURE_NUMBERS = tuple(profiles.FIGURES)
+RENDERED = (*FIGURE_NUMBERS, "digits")  # what make figures renders: the four figures, then digits
 PREPARED_MARKER = ".memnb-prepared"
 
 
@@ -42,24 +43,43 @@ def _papermill():
     return papermill
 
 
-def reductions_text(figure: int, profile: str) -> str:
+def reductions_text(figure, profile: str) -> str:
+    """What the profile reduces, for Figure `figure` (1-4) or "digits"."""
+    if figure == "digits":
+        config, reductions = digits.apply_profile(digits.DIGITS, profile)
+        return digits.describe(config, profile, reductions)
     paper = profiles.figure_config(figure)
     config, reductions = profiles.apply_profile(paper, profile)
     return profiles.describe_profile(profile, reductions, config, figure, paper)
 
 
+def notebook_stem(figure) -> str:
+    """figureN for a figure number, digits for "digits"."""
+    return "digits" if figure == "digits" else f"figure{figure}"
+
+
+def _figure_arg(text: str):
+    return "digits" if text == "digits" else int(text) if text.isdigit() else text
+
+
+def check_figures(figures) -> list:
+    bad = [n for n in figures if n not in RENDERED]
+    if bad:
+        raise ValueError(f"figure(s) {bad} unknown; allowed: {' '.join(map(str, RENDERED))}")
+    return list(figures)
+
+
 def render(
     profile: str = "laptop",
     out: Path | str = "outputs/figures",
-    figures=FIGURE_NUMBERS,
+    figures=RENDERED,
     runs_root: Path | str | None = None,
     log_output: bool = True,
     progress_bar: bool = True,
 ) -> dict[int, float]:
-    """Execute the figure notebooks into `out`; returns {figure: wall seconds}."""
+    """Execute the figure notebooks (and digits.ipynb) into `out`; returns {figure: wall seconds}."""
     profiles.apply_profile(profiles.figure_config(1), profile)  # a clear error for a bad profile, before any work
-    for n in figures:
-        profiles.figure_config(n)
+    figures = check_figures(figures)
     pm = _papermill()
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -67,11 +87,12 @@ def render(
     print(f"memnb.workflows.render: profile {profile!r}, figures {list(figures)} -> {out} (runs: {root})", flush=True)
     times: dict[int, float] = {}
     for n in figures:
-        print(f"\n=== Figure {n} ===\n{reductions_text(n, profile)}", flush=True)
+        stem = notebook_stem(n)
+        print(f"\n=== {stem} ===\n{reductions_text(n, profile)}", flush=True)
         t0 = time.perf_counter()
         pm.execute_notebook(
-            str(NOTEBOOKS / f"figure{n}.ipynb"),
-            str(out / f"figure{n}.ipynb"),
+            str(NOTEBOOKS / f"{stem}.ipynb"),
+            str(out / f"{stem}.ipynb"),
             parameters=dict(profile=profile, interactive=False, out_dir=str(out), runs_root=str(root)),
             kernel_name="python3",
             progress_bar=progress_bar,
@@ -80,18 +101,18 @@ def render(
         )
         times[n] = time.perf_counter() - t0
         print(
-            f"Figure {n} done in {times[n]:.0f} s: {', '.join(sorted(p.name for p in out.glob(f'figure{n}[._]*')))}",
+            f"{stem} done in {times[n]:.0f} s: {', '.join(sorted(p.name for p in out.glob(f'{stem}[._]*')))}",
             flush=True,
         )
     print(
         f"\nWall time per figure (profile {profile}, {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}): "
-        + ", ".join(f"Figure {n}: {t:.0f} s" for n, t in times.items()),
+        + ", ".join(f"{notebook_stem(n)}: {t:.0f} s" for n, t in times.items()),
         flush=True,
     )
     return times
 
 
-def prepare(directory: Path | str, profile: str = "smoke", figures=FIGURE_NUMBERS, explore: bool = True) -> list[Path]:
+def prepare(directory: Path | str, profile: str = "smoke", figures=RENDERED, explore: bool = True) -> list[Path]:
     """Parameterized, unexecuted copies of the notebooks in `directory` (emptied first), for nbval.
 
     The figure notebooks keep `interactive = True` (nbval then builds the widgets in a real
@@ -109,15 +130,16 @@ def prepare(directory: Path | str, profile: str = "smoke", figures=FIGURE_NUMBER
         "made by python -m memnb.workflows.render --prepare-only; deleted and rebuilt each time\n"
     )
     written = []
-    for n in figures:
-        target = d / f"figure{n}.ipynb"
+    for n in check_figures(figures):
+        stem = notebook_stem(n)
+        target = d / f"{stem}.ipynb"
         # each notebook its own runs folder: two figures' smoke configs may coincide, and nbval runs them in parallel
         pm.execute_notebook(
-            str(NOTEBOOKS / f"figure{n}.ipynb"),
+            str(NOTEBOOKS / f"{stem}.ipynb"),
             str(target),
             prepare_only=True,
             kernel_name="python3",
-            parameters=dict(profile=profile, runs_root=str(d / "runs" / f"figure{n}"), out_dir=None),
+            parameters=dict(profile=profile, runs_root=str(d / "runs" / stem), out_dir=None),
             progress_bar=False,
             log_output=False,
         )
@@ -142,7 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", default="laptop", help=f"one of {' | '.join(profiles.PROFILES)} (default laptop)")
     ap.add_argument("--out", default=None, help="output folder (default <project>/outputs/figures)")
     ap.add_argument(
-        "--figures", type=int, nargs="+", default=list(FIGURE_NUMBERS), help="figure numbers (default 1 2 3 4)"
+        "--figures",
+        type=_figure_arg,
+        nargs="+",
+        default=list(RENDERED),
+        help="figure numbers and/or digits (default 1 2 3 4 digits)",
     )
     ap.add_argument("--runs-root", default=None, help="runs folder (default $MEMNB_RUNS or <project>/outputs/runs)")
     ap.add_argument(
@@ -155,9 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.profile not in profiles.PROFILES:
         ap.error(f"profile {args.profile!r} is unknown; allowed: {' | '.join(profiles.PROFILES)}")
-    bad = [n for n in args.figures if n not in profiles.FIGURES]
+    bad = [n for n in args.figures if n not in RENDERED]
     if bad:
-        ap.error(f"figure(s) {bad} unknown; allowed: {' '.join(map(str, profiles.FIGURES))}")
+        ap.error(f"figure(s) {bad} unknown; allowed: {' '.join(map(str, RENDERED))}")
     if args.prepare_only:
         try:
             written = prepare(args.prepare_only, args.profile, args.figures)
