@@ -173,3 +173,16 @@ def test_the_digits_profiles():
     assert laptop.n_repeats == 3 and laptop.epochs <= digits.LAPTOP_EPOCHS and laptop.n_base == digits.DIGITS.n_base
     full, nothing = digits.apply_profile(digits.DIGITS, "paper")
     assert full == digits.DIGITS and nothing == {} and full.n_repeats == 10
+
+
+def test_the_explorer_shows_the_image_browser_for_an_image_run(tmp_path):
+    from memnb.views.widgets import RunBrowser
+
+    res = run_experiment(ExperimentConfig(**SMALL_DIGITS), root=tmp_path, progress=False)
+    browser = RunBrowser(tmp_path)
+    explorer_box, image_box = browser.area.children
+    assert image_box.slider.options == tuple(res.evaluated_epochs) and image_box.slider.value == 2
+    before = image_box.figure.layout.title.text
+    image_box.slider.value = 0  # the grid follows the slider
+    assert "epoch 0" in image_box.figure.layout.title.text and before != image_box.figure.layout.title.text
+    assert [v for _, v in image_box.criterion.options] == ["paper", "train_only", "relative"]
