@@ -146,6 +146,7 @@ class Results:
         self.path = Path(path)
         self.config = read_config(self.path)
         self._checked: set[str] = set()
+        self._records: dict[str, dict] | None = None  # the manifest's file records, as _check first read them
         if verify:
             self.verify(checksums=False)
 
@@ -219,7 +220,9 @@ class Results:
         name = str(f.relative_to(self.path))
         if name in self._checked:
             return
-        rec = self.records.get(name)
+        if self._records is None:  # read once: parsing a paper run's manifest per epoch file would be O(E^2)
+            self._records = self.records
+        rec = self._records.get(name)
         if rec is not None:
             problem = check_record(f, rec)
             if problem:
