@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..core.vocabulary import GROUP_LABELS, GROUPS
 from ..experiment.tabulate import TABLE_COLUMNS
 from ..metric.null import analytic_null, chance_level, expected_null
 
@@ -29,8 +28,13 @@ def sanity_problems(table: pd.DataFrame, config, null_tolerance: float = 0.03) -
         return ["the table is empty"]
     # a criterion a run could not compute (all NaN: e.g. 'relative' in runs stored before it existed) is skipped
     computed = table.groupby("criterion")["memorized"].transform(lambda v: v.notna().any()).to_numpy(bool)
+    no_null = getattr(config, "null", None) == "none"  # a monitored run without a null set: its null columns are NaN
     for col in ("memorized", "memorized_null", "copied", "copied_null"):
         v = table[col].to_numpy(np.float64)
+        if no_null and col.endswith("_null"):
+            if not np.isnan(v).all():
+                problems.append(f"{col}: values in a run without a null set")
+            continue
         nan = np.isnan(v)
         if col.startswith("copied"):
             bad_nan = nan & computed & (table.n_group_points.to_numpy() > 0)
@@ -41,9 +45,9 @@ def sanity_problems(table: pd.DataFrame, config, null_tolerance: float = 0.03) -
         out = ~nan & ((v < 0) | (v > 1))
         if out.any():
             problems.append(f"{col}: {int(out.sum())} value(s) outside [0, 1] (e.g. {v[out][:3].tolist()})")
-    groups = set(table.group)
-    if groups != set(GROUP_LABELS):
-        problems.append(f"groups present {sorted(groups)}; expected {sorted(GROUP_LABELS)}")
+    groups, labels = set(table.group), (*config.group_names, "all")
+    if groups != set(labels):
+        problems.append(f"groups present {sorted(groups)}; expected {sorted(labels)}")
     expected_sizes = {"outlier": config.n_outliers, "all": config.n_train}
     for g, n in expected_sizes.items():
         got = table.loc[table.group == g, "n_group_points"].unique()
@@ -64,8 +68,8 @@ def sanity_problems(table: pd.DataFrame, config, null_tolerance: float = 0.03) -
     if counts.nunique() > 1:
         problems.append("some (criterion, threshold, group) lack some repeat x epoch rows")
     part = table.pivot_table(index=["repeat", "epoch", "criterion", "threshold"], columns="group", values="memorized")
-    if set(GROUP_LABELS) <= set(part.columns):
-        gap = (part[list(GROUPS)].sum(axis=1) - part["all"]).abs().max(skipna=True)
+    if set(labels) <= set(part.columns):
+        gap = (part[list(config.group_names)].sum(axis=1) - part["all"]).abs().max(skipna=True)
         if gap > 1e-6:
             problems.append(f"group shares do not add up to the 'all' share (max gap {gap:.2e})")
     paper = table[(table.criterion == "paper") & np.isclose(table.threshold, config.ratio) & (table.group == "all")]
@@ -93,9 +97,16 @@ def check_sanity(table: pd.DataFrame, config, null_tolerance: float = 0.03) -> s
         raise AssertionError("sanity checks failed:\n- " + "\n- ".join(problems))
     paper = table[(table.criterion == "paper") & np.isclose(table.threshold, config.ratio) & (table.group == "all")]
     head = (
-        f"sanity checks passed: {len(table)} rows, shares within [0, 1], 4 groups, {table.repeat.nunique()} repeats x "
-        f"{table.epoch.nunique()} epochs; null level {100 * paper.memorized_null.mean():.2f}%"
+        f"sanity checks passed: {len(table)} rows, shares within [0, 1], {table.group.nunique()} groups, "
+        f"{table.repeat.nunique()} repeats x {table.epoch.nunique()} epochs; "
+        + (
+            "no null set"
+            if getattr(config, "null", None) == "none"
+            else f"null level {100 * paper.memorized_null.mean():.2f}%"
+        )
     )
+    if getattr(config, "null", None) == "none":
+        return head
     if not analytic_null(config):
         return head + " (held-out real points; no analytic level for this dataset)"
     return (

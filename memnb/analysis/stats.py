@@ -48,12 +48,12 @@ from itertools import product
 import numpy as np
 import pandas as pd
 
-from ..core.vocabulary import GROUPS
+from ..core.vocabulary import GROUPS, display_groups
 from ..core.vocabulary import SIGNAL_VALUES as VALUES
 from ..metric.criteria import is_memorized, ratio_from
 from ..metric.neighbors import NEIGHBOUR_FIELDS
 
-TIMED_GROUPS = GROUPS  # every group is timed ("all" is not a group of points)
+TIMED_GROUPS = GROUPS  # memnb's groups; a monitored run's own labels are timed too (every group but "all")
 TIMINGS = ("onset", "half")
 
 
@@ -207,11 +207,11 @@ def signal_frame(
     the same per-point scale; ``conditional``: the memorized share divided by the share of samples
     whose nearest training point is in the group (NaN where none is), which needs `cells`: rows
     repeat, epoch, group, n_generated, n_null of `Results.zu()` (samples per group's cell).
-    Only the groups inlier, outlier, duplicate.
+    Every group but ``all`` (memnb's inlier, outlier, duplicate, or a monitored run's own labels).
     """
     if value not in VALUES:
         raise ValueError(f"value {value!r} is unknown; allowed: {' | '.join(VALUES)}")
-    t = table[(table.criterion == criterion) & np.isclose(table.threshold, threshold) & table.group.isin(TIMED_GROUPS)]
+    t = table[(table.criterion == criterion) & np.isclose(table.threshold, threshold) & (table.group != "all")]
     if t.empty:
         raise ValueError(f"no rows for criterion {criterion!r} at threshold {threshold}")
     t = t[t.n_group_points > 0]
@@ -269,7 +269,7 @@ def zu_signal_frame(zu: pd.DataFrame) -> pd.DataFrame:
     signal = 1/2 - U/(mn) of the generated samples (grows as they copy), null = the same for the
     null draws; NaN where a cell holds no test point (the outlier cell of a "base" test set).
     """
-    t = zu[zu.group.isin(TIMED_GROUPS)]
+    t = zu[zu.group != "all"]
     m, n = t.n_generated.to_numpy(np.float64), t.n_test.to_numpy(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         se = np.sqrt((m + n + 1) / (12 * m * n))  # sd of U/(mn) when both samples share one distribution
@@ -311,7 +311,7 @@ def _curves(signals: pd.DataFrame, pool_null: bool = True) -> tuple[np.ndarray, 
     s = excess_frame(signals, pool_null)
     epochs = np.sort(s.epoch.unique())
     repeats = sorted(s.repeat.unique())
-    groups = [g for g in TIMED_GROUPS if g in set(s.group)]
+    groups = [g for g in display_groups(s.group.unique()) if g != "all"]
     index = pd.MultiIndex.from_product([repeats, groups], names=["repeat", "group"])
 
     def cube(col):
@@ -427,7 +427,7 @@ def first_copies(results, criterion: str, threshold: float, epochs=None) -> pd.D
         {
             "repeat": rr.reshape(-1),
             "point": pp.reshape(-1),
-            "group": np.asarray(GROUPS)[groups.reshape(-1).astype(np.int64)],
+            "group": np.asarray(results.labels)[groups.reshape(-1).astype(np.int64)],
             "first_copy": first[0].reshape(-1),
             "first_copy_null": first[1].reshape(-1),
         }

@@ -22,7 +22,7 @@ import pandas as pd
 from ..core.config import ExperimentConfig
 from ..core.registry import CRITERIA
 from ..core.storage import CorruptRunError
-from ..core.vocabulary import GROUP_COLORS, SIGNAL_VALUES
+from ..core.vocabulary import SIGNAL_VALUES, group_color
 from ..experiment.results import Results
 from .stats import (
     TIMINGS,
@@ -98,6 +98,11 @@ DEFAULT_VARIANTS = (
 def describe(config: ExperimentConfig) -> str:
     """Short text naming a configuration: dataset, sizes, training, repeats, test set (and the
     outlier cluster's distance and spread where they are not the paper's)."""
+    if getattr(config, "kind", None) == "monitor":
+        return (
+            f"{config.model} on {config.dataset} {config.n_base}+{config.n_duplicates}dup+{config.n_outliers}out, "
+            f"{len(config.eval_epochs)} epochs observed up to {config.epochs}, R={config.n_repeats}, monitored"
+        )
     default = ExperimentConfig()
     extra = "".join(
         f", {name} {getattr(config, name):g}"
@@ -441,7 +446,7 @@ def plot_null_corrected(
                     y=np.r_[d.high, d.low[::-1]],
                     fill="toself",
                     line=dict(width=0),
-                    fillcolor=GROUP_COLORS[g],
+                    fillcolor=group_color(g),
                     opacity=0.2,
                     showlegend=False,
                     hoverinfo="skip",
@@ -450,7 +455,7 @@ def plot_null_corrected(
                 col=col,
             )
             fig.add_trace(
-                go.Scatter(x=d.epoch, y=d.excess, name=g, line=dict(color=GROUP_COLORS[g]), showlegend=col == 1),
+                go.Scatter(x=d.epoch, y=d.excess, name=g, line=dict(color=group_color(g)), showlegend=col == 1),
                 row=1,
                 col=col,
             )
@@ -482,7 +487,7 @@ def plot_first_copies(results: Results, criterion: str = "paper", threshold: flo
                     x=epochs,
                     y=share,
                     name=f"{g}{' (null)' if dash else ''}",
-                    line=dict(color=GROUP_COLORS[g], dash=dash),
+                    line=dict(color=group_color(g), dash=dash),
                 )
             )
     fig.update_layout(

@@ -17,6 +17,7 @@ from typing import Any
 
 from .device import DEVICES
 from .registry import CRITERIA, DATASETS, DENOISERS
+from .vocabulary import GROUPS
 
 NEIGHBOR_BACKENDS = ("kdtree", "faiss", "torch")  # "auto" is resolved from the dimension
 PRECISIONS = ("fp32", "bf16")
@@ -169,6 +170,11 @@ class ExperimentConfig:
         """Epochs at whose start samples are drawn: 0 (untrained), every `eval_every`, and the end."""
         ep = list(range(0, self.epochs, self.eval_every))
         return tuple(ep + [self.epochs])
+
+    @property
+    def group_names(self) -> tuple[str, ...]:
+        """The run's group labels, by group code (memnb's own runs: inlier, outlier, duplicate)."""
+        return GROUPS
 
     def own_threshold(self, criterion: str) -> float:
         """This config's threshold for `criterion`: the field its registry record names (paper: ratio,

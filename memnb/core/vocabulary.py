@@ -29,3 +29,29 @@ SOURCE_PREFIX = {"generated": "", "null": "null_"}  # prefix of a source's neigh
 # Axes of an epoch's `summary` array (memnb.experiment.tabulate.summarize):
 # (repeat, criterion, source, value, group, threshold), criterion in registry order, group in GROUP_LABELS.
 SUMMARY_AXES = ("repeat", "criterion", "source", "value", "group", "threshold")
+
+# A run monitored from a user's own training loop (memnb.experiment.monitor) may name its groups freely;
+# these give every label a display name, a colour and a panel order (memnb's three keep theirs).
+EXTRA_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#ff7f0e", "#aec7e8")
+
+
+def group_name(label: str) -> str:
+    """The display name of a group label (a user's own label is its own name)."""
+    return GROUP_NAMES.get(label, str(label))
+
+
+def group_color(label: str, labels=GROUPS) -> str:
+    """The colour of a group label; a label of the user's takes the next colour of EXTRA_COLORS by its position
+    among the run's `labels` that memnb does not name."""
+    if label in GROUP_COLORS:
+        return GROUP_COLORS[label]
+    own = [g for g in labels if g not in GROUP_COLORS]
+    i = own.index(label) if label in own else len(own)
+    return EXTRA_COLORS[i % len(EXTRA_COLORS)]
+
+
+def display_groups(labels) -> tuple[str, ...]:
+    """Panel order for the groups present: all, memnb's three in the paper's order, then the user's own labels."""
+    present = list(dict.fromkeys(labels))
+    known = [g for g in DISPLAY_GROUPS if g in present]
+    return tuple(known + [g for g in present if g not in DISPLAY_GROUPS])

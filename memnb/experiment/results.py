@@ -38,9 +38,11 @@ import numpy as np
 import pandas as pd
 
 from ..core.config import ExperimentConfig
+from ..core.monitor_config import KIND as MONITOR_KIND
+from ..core.monitor_config import MonitorConfig
 from ..core.registry import CRITERIA
 from ..core.storage import CorruptRunError, check_record
-from ..core.vocabulary import GROUP_LABELS, SOURCE_PREFIX, SOURCES, VALUES
+from ..core.vocabulary import SOURCE_PREFIX, SOURCES, VALUES
 from ..metric.neighbors import NEIGHBOUR_FIELDS
 from .tabulate import (
     TABLE_COLUMNS,
@@ -74,10 +76,14 @@ def epoch_file(path: Path, epoch: int) -> Path:
     return Path(path) / "epochs" / f"epoch_{epoch:06d}.npz"
 
 
-def read_config(path: Path) -> ExperimentConfig:
+def read_config(path: Path) -> ExperimentConfig | MonitorConfig:
+    """The run's config.json: an ExperimentConfig, or a MonitorConfig for a run memnb observed (its "kind")."""
     f = Path(path) / "config.json"
     try:
-        return ExperimentConfig.from_dict(json.loads(f.read_text()))
+        d = json.loads(f.read_text())
+        if isinstance(d, dict) and d.get("kind") == MONITOR_KIND:
+            return MonitorConfig.from_dict(d)
+        return ExperimentConfig.from_dict(d)
     except FileNotFoundError:
         raise CorruptRunError(f"{path} has no config.json: not a memnb run directory") from None
     except (json.JSONDecodeError, ValueError, TypeError) as e:
@@ -88,9 +94,22 @@ def read_config(path: Path) -> ExperimentConfig:
 REPAIRED_BY_RUNNER = ("data.npz", "table.parquet", "zu.parquet")  # run_experiment(config) rebuilds these
 
 
+def _is_monitored(path: Path) -> bool:
+    try:
+        return json.loads((Path(path) / "config.json").read_text()).get("kind") == MONITOR_KIND
+    except Exception:
+        return False
+
+
 def advice(path: Path, name: str) -> str:
     """Advice that, followed, gives a correct run again (tests/test_reliability.py follows each)."""
     run = Path(path)
+    if _is_monitored(run):
+        if name in REPAIRED_BY_RUNNER or name == "manifest.json":
+            return f"open the run with memnb.Monitor (or python -m memnb.monitor) on {run}: it rebuilds {name}"
+        return (
+            f"delete {run} (or the damaged epoch file and the manifest) and observe the epochs again with memnb.Monitor"
+        )
     if name in REPAIRED_BY_RUNNER:
         return f"call memnb.run_experiment(config) with this run's config: it rebuilds {name} from what is stored"
     if name == "config.json":
@@ -147,6 +166,9 @@ class Results:
         self.config = read_config(self.path)
         self._checked: set[str] = set()
         self._records: dict[str, dict] | None = None  # the manifest's file records, as _check first read them
+        if isinstance(self.config, MonitorConfig):  # a monitored run learns its epochs from what is stored
+            self.config = self.config.with_observed(self.evaluated_epochs)
+        self.labels = self.config.group_names  # group labels by code (memnb's three, or a monitored run's own)
         if verify:
             self.verify(checksums=False)
 
@@ -286,16 +308,18 @@ class Results:
         criteria or thresholds (a run written before the relative criterion existed)."""
         arrays = self.epoch_arrays(epoch)
         s = arrays["summary"]
-        if s.shape[1:] != summary_shape(self.config.n_repeats, len(thresholds))[1:]:
-            s = summarize(arrays, self.data["groups"], self.locations, thresholds)
+        if s.shape[1:] != summary_shape(self.config.n_repeats, len(thresholds), self.labels)[1:]:
+            s = summarize(arrays, self.data["groups"], self.locations, thresholds, self.labels)
         return s
 
     def assemble_table(self) -> pd.DataFrame:
         thresholds = table_thresholds(self.config)
-        sizes = group_sizes(self.data["groups"])
+        sizes = group_sizes(self.data["groups"], self.labels)
         repeats = list(range(self.config.n_repeats))
         frames = [
-            summary_rows(self._summary(e, thresholds), e, repeats, thresholds, self.config.n_generate_points, sizes)
+            summary_rows(
+                self._summary(e, thresholds), e, repeats, thresholds, self.config.n_generate_points, sizes, self.labels
+            )
             for e in self.evaluated_epochs
         ]
         if not frames:
@@ -330,8 +354,8 @@ class Results:
             if "zu" in arrays and "zu_n" in arrays:
                 z, n = arrays["zu"], arrays["zu_n"]
             else:
-                z, n = data_copying(arrays, *self.held_out_neighbours, self.data["groups"])
-            frames.append(zu_rows(z, n, e, repeats))
+                z, n = data_copying(arrays, *self.held_out_neighbours, self.data["groups"], self.labels)
+            frames.append(zu_rows(z, n, e, repeats, self.labels))
         if not frames:
             return pd.DataFrame(columns=ZU_COLUMNS)
         return pd.concat(frames, ignore_index=True).sort_values(["repeat", "epoch", "group"], ignore_index=True)
@@ -364,12 +388,12 @@ class Results:
         if not evaluated:
             raise ValueError(f"{self.path} has no evaluated epoch yet: no rates to compute")
         thresholds = np.array([float(threshold)])
-        sizes = group_sizes(self.data["groups"])
+        sizes = group_sizes(self.data["groups"], self.labels)
         repeats = list(range(self.config.n_repeats))
         frames = []
         for e in evaluated if epochs is None else epochs:
-            s = summarize(self.epoch_arrays(e), self.data["groups"], self.locations, thresholds)
-            frames.append(summary_rows(s, e, repeats, thresholds, self.config.n_generate_points, sizes))
+            s = summarize(self.epoch_arrays(e), self.data["groups"], self.locations, thresholds, self.labels)
+            frames.append(summary_rows(s, e, repeats, thresholds, self.config.n_generate_points, sizes, self.labels))
         df = pd.concat(frames, ignore_index=True)
         return df[df.criterion == criterion].reset_index(drop=True)
 
@@ -401,13 +425,16 @@ class RateGrid:
         self.epochs = np.array(results.evaluated_epochs, np.int64)
         self.repeats = np.arange(self.config.n_repeats)
         groups, locations = results.data["groups"], results.locations
-        self.group_sizes = group_sizes(groups)
+        self.labels = labels = results.labels
+        self.group_sizes = group_sizes(groups, labels)
         epochs = self.epochs
         if progress:
             from tqdm.auto import tqdm
 
             epochs = tqdm(epochs, desc="rates at every threshold", unit="epoch")
-        keys = [SOURCE_PREFIX[s] + k for s in SOURCES for k in NEIGHBOUR_FIELDS]
+        # a monitored run without a null set has no null arrays (its null rates are NaN)
+        sources = [s for s in SOURCES if not (s == "null" and getattr(self.config, "null", None) == "none")]
+        keys = [SOURCE_PREFIX[s] + k for s in sources for k in NEIGHBOUR_FIELDS]
         stack = []
         for e in epochs:
             f = epoch_file(results.path, int(e))
@@ -420,12 +447,12 @@ class RateGrid:
             missing = [k for k in keys if k not in arrays and not k.endswith("d_mean50")]
             if missing:
                 raise CorruptRunError(f"{f} lacks arrays {missing}")
-            stack.append(summarize(arrays, groups, locations, self.thresholds).astype(np.float32))
+            stack.append(summarize(arrays, groups, locations, self.thresholds, labels).astype(np.float32))
         # (E, R, criterion, source, value, group+all, K): an epoch axis before the summary's axes
         self.summary = (
             np.stack(stack)
             if stack
-            else np.zeros((0, *summary_shape(len(self.repeats), len(self.thresholds))), np.float32)
+            else np.zeros((0, *summary_shape(len(self.repeats), len(self.thresholds), labels)), np.float32)
         )
 
     def threshold_index(self, threshold: float) -> int:
@@ -451,7 +478,7 @@ class RateGrid:
             {
                 "repeat": self.repeats[rr],
                 "epoch": self.epochs[ee],
-                "group": np.asarray(GROUP_LABELS)[gg],
+                "group": np.asarray((*self.labels, "all"))[gg],
                 "criterion": criterion,
                 "threshold": float(self.thresholds[k]),
                 "memorized": v[ee, rr, gen, mem, gg],

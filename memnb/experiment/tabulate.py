@@ -7,12 +7,14 @@ Pure functions on arrays (shapes in each docstring). The summary array of an epo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
 from ..core.config import THRESHOLD_GRID, ExperimentConfig
 from ..core.registry import CRITERIA
-from ..core.vocabulary import GROUP_LABELS, GROUPS, SOURCE_PREFIX, SOURCES, VALUES
+from ..core.vocabulary import GROUPS, SOURCE_PREFIX, SOURCES, VALUES
 from ..metric.copying import mann_whitney_z_by_group
 from ..metric.criteria import copied_shares, memorized_shares, ratio_from
 from ..metric.neighbors import NEIGHBOUR_FIELDS, NeighbourSearch
@@ -33,9 +35,9 @@ TABLE_COLUMNS = [
 ZU_COLUMNS = ["repeat", "epoch", "group", "z_u", "z_u_null", "n_generated", "n_null", "n_test"]
 
 
-def summary_shape(n_repeats: int, n_thresholds: int) -> tuple[int, ...]:
-    """Shape of an epoch's summary: (R, criterion, source, value, group+all, K)."""
-    return (n_repeats, len(CRITERIA), len(SOURCES), len(VALUES), len(GROUP_LABELS), n_thresholds)
+def summary_shape(n_repeats: int, n_thresholds: int, labels: Sequence[str] = GROUPS) -> tuple[int, ...]:
+    """Shape of an epoch's summary: (R, criterion, source, value, group+all, K); labels: the run's groups."""
+    return (n_repeats, len(CRITERIA), len(SOURCES), len(VALUES), len(labels) + 1, n_thresholds)
 
 
 def summary_at(
@@ -46,6 +48,7 @@ def summary_at(
     value: str = "memorized",
     group: str = "all",
     threshold_index: int | slice = slice(None),
+    labels: Sequence[str] = GROUPS,
 ) -> np.ndarray:
     """The summary's entries at named coordinates: (R,) for one threshold index, (R, K') for a slice."""
     return summary[
@@ -53,15 +56,16 @@ def summary_at(
         CRITERIA.names().index(criterion),
         SOURCES.index(source),
         VALUES.index(value),
-        GROUP_LABELS.index(group),
+        (*labels, "all").index(group),
         threshold_index,
     ]
 
 
 def table_thresholds(config: ExperimentConfig) -> np.ndarray:
-    """The documented threshold grid plus the config's own thresholds (ratio, train_ratio, 1/relative_alpha), sorted."""
+    """The documented threshold grid (a monitored run's own) plus the config's own thresholds (ratio, train_ratio, 1/relative_alpha), sorted."""
     own = tuple(c.own_threshold(config) for c in CRITERIA)
-    return np.unique(np.array(THRESHOLD_GRID + own, np.float64))
+    grid = tuple(getattr(config, "thresholds", THRESHOLD_GRID))  # a monitored run may choose its grid
+    return np.unique(np.array(grid + own, np.float64))
 
 
 def location_ids(train_points: np.ndarray) -> np.ndarray:
@@ -70,7 +74,11 @@ def location_ids(train_points: np.ndarray) -> np.ndarray:
 
 
 def summarize(
-    arrays: dict[str, np.ndarray], groups: np.ndarray, locations: np.ndarray, thresholds: np.ndarray
+    arrays: dict[str, np.ndarray],
+    groups: np.ndarray,
+    locations: np.ndarray,
+    thresholds: np.ndarray,
+    labels: Sequence[str] = GROUPS,
 ) -> np.ndarray:
     """Rates of one evaluated epoch.
 
@@ -78,24 +86,28 @@ def summarize(
     groups, locations: (R, N). Returns the summary (R, criterion, source, value, group+all, K)
     (`summary_shape`; value 0 = memorized, share of generated set; 1 = copied, share of group's
     points). A criterion whose neighbour field is absent (``d_mean50`` in runs stored before the
-    relative criterion existed) has NaN rates.
+    relative criterion existed) has NaN rates, and so has a source without arrays (a monitored run
+    without a null set). labels: the run's group labels by code (memnb's three, or a monitored run's own).
     """
-    R = groups.shape[0]
-    out = np.empty(summary_shape(R, len(thresholds)))
+    R, G = groups.shape[0], len(labels)
+    out = np.empty(summary_shape(R, len(thresholds), labels))
     mem, cop = VALUES.index("memorized"), VALUES.index("copied")
     for r in range(R):
         for s, source in enumerate(SOURCES):
             prefix = SOURCE_PREFIX[source]
             nb = {f: arrays[prefix + f][r] for f in NEIGHBOUR_FIELDS if prefix + f in arrays}
+            if "index" not in nb:
+                out[r, :, s] = np.nan
+                continue
             idx = nb["index"]
             for c, crit in enumerate(CRITERIA):
                 if crit.numerator not in nb:
                     out[r, c, s] = np.nan
                     continue
                 ratio = ratio_from(crit.name, nb)
-                out[r, c, s, mem] = memorized_shares(crit.name, ratio, groups[r][idx], thresholds)
+                out[r, c, s, mem] = memorized_shares(crit.name, ratio, groups[r][idx], thresholds, G)
                 out[r, c, s, cop] = copied_shares(
-                    crit.name, ratio, locations[r][idx], locations[r], groups[r], thresholds
+                    crit.name, ratio, locations[r][idx], locations[r], groups[r], thresholds, G
                 )
     return out
 
@@ -107,8 +119,9 @@ def summary_rows(
     thresholds: np.ndarray,
     n_generated: int,
     group_sizes: np.ndarray,
+    labels: Sequence[str] = GROUPS,
 ) -> pd.DataFrame:
-    """Tidy rows from one epoch's `summary` (see summarize); group_sizes (R, group+all)."""
+    """Tidy rows from one epoch's `summary` (see summarize); group_sizes (R, group+all); labels: the run's groups."""
     R, C, _, _, G, K = summary.shape
     rr, cc, gg, kk = np.meshgrid(np.arange(R), np.arange(C), np.arange(G), np.arange(K), indexing="ij")
     rr, cc, gg, kk = (a.reshape(-1) for a in (rr, cc, gg, kk))
@@ -118,7 +131,7 @@ def summary_rows(
         {
             "repeat": np.asarray(repeats)[rr],
             "epoch": epoch,
-            "group": np.asarray(GROUP_LABELS)[gg],
+            "group": np.asarray((*labels, "all"))[gg],
             "criterion": np.asarray(CRITERIA.names())[cc],
             "threshold": thresholds[kk],
             "memorized": summary[rr, cc, gen, mem, gg, kk],
@@ -131,9 +144,9 @@ def summary_rows(
     )
 
 
-def group_sizes(groups: np.ndarray) -> np.ndarray:
-    """(R, group+all) number of training points per group; groups (R, N)."""
-    counts = np.stack([np.bincount(g.astype(np.int64), minlength=len(GROUPS)) for g in groups])
+def group_sizes(groups: np.ndarray, labels: Sequence[str] = GROUPS) -> np.ndarray:
+    """(R, group+all) number of training points per group; groups (R, N) codes into `labels`."""
+    counts = np.stack([np.bincount(g.astype(np.int64), minlength=len(labels)) for g in groups])
     return np.concatenate([counts, counts.sum(1, keepdims=True)], axis=1)
 
 
@@ -155,32 +168,42 @@ def held_out_neighbours(
 
 
 def data_copying(
-    arrays: dict[str, np.ndarray], test_d: np.ndarray, test_group: np.ndarray, groups: np.ndarray
+    arrays: dict[str, np.ndarray],
+    test_d: np.ndarray,
+    test_group: np.ndarray,
+    groups: np.ndarray,
+    labels: Sequence[str] = GROUPS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Meehan et al.'s Z_U for one evaluated epoch, per repeat and cell (see metric.mann_whitney_z_by_group).
 
     arrays: ``d1``, ``index`` (R, n) and ``null_d1``, ``null_index``; test_d, test_group: (R, m)
     from held_out_neighbours; groups: (R, N). Returns Z_U (R, source, group+all) (source 0 generated,
-    1 null) and counts (R, 3, group+all) int64 of generated, null and test points per cell.
+    1 null) and counts (R, 3, group+all) int64 of generated, null and test points per cell. A source
+    without arrays (a monitored run without a null set) has NaN Z_U and zero counts.
     """
-    R, G = groups.shape[0], len(GROUP_LABELS)
+    R, G = groups.shape[0], len(labels) + 1
     z, n = np.empty((R, len(SOURCES), G)), np.empty((R, 3, G), np.int64)
     for r in range(R):
         for s, source in enumerate(SOURCES):
             prefix = SOURCE_PREFIX[source]
+            if prefix + "index" not in arrays:
+                z[r, s], n[r, s] = np.nan, 0
+                continue
             cell = groups[r][arrays[prefix + "index"][r]]
-            z[r, s] = mann_whitney_z_by_group(test_d[r], test_group[r], arrays[prefix + "d1"][r], cell)
-            n[r, s] = _cell_counts(cell)
-        n[r, 2] = _cell_counts(test_group[r])
+            z[r, s] = mann_whitney_z_by_group(test_d[r], test_group[r], arrays[prefix + "d1"][r], cell, G - 1)
+            n[r, s] = _cell_counts(cell, G - 1)
+        n[r, 2] = _cell_counts(test_group[r], G - 1)
     return z, n
 
 
-def _cell_counts(cell: np.ndarray) -> np.ndarray:
-    counts = np.bincount(cell.astype(np.int64), minlength=len(GROUPS))
+def _cell_counts(cell: np.ndarray, n_groups: int) -> np.ndarray:
+    counts = np.bincount(cell.astype(np.int64), minlength=n_groups)
     return np.append(counts, counts.sum())
 
 
-def zu_rows(zu: np.ndarray, counts: np.ndarray, epoch: int, repeats: list[int]) -> pd.DataFrame:
+def zu_rows(
+    zu: np.ndarray, counts: np.ndarray, epoch: int, repeats: list[int], labels: Sequence[str] = GROUPS
+) -> pd.DataFrame:
     """Tidy rows (ZU_COLUMNS) from one epoch's `zu` (R, source, group+all) and `counts` (R, 3, group+all)."""
     R, _, G = zu.shape
     rr, gg = np.meshgrid(np.arange(R), np.arange(G), indexing="ij")
@@ -189,7 +212,7 @@ def zu_rows(zu: np.ndarray, counts: np.ndarray, epoch: int, repeats: list[int]) 
         {
             "repeat": np.asarray(repeats)[rr],
             "epoch": epoch,
-            "group": np.asarray(GROUP_LABELS)[gg],
+            "group": np.asarray((*labels, "all"))[gg],
             "z_u": zu[rr, 0, gg],
             "z_u_null": zu[rr, 1, gg],
             "n_generated": counts[rr, 0, gg],

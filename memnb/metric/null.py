@@ -44,5 +44,8 @@ def expected_null(config, threshold: float | None = None) -> float:
 
 def analytic_null(config) -> bool:
     """Whether n/(n + k^d m) describes `config`'s null: only for datasets with a smooth full-dimensional density
-    that can draw fresh points (every 2-D toy). Otherwise only the stored empirical null applies."""
+    that can draw fresh points (every 2-D toy). Otherwise only the stored empirical null applies (also for a
+    monitored run's own data, of which memnb knows nothing: memnb.experiment.monitor)."""
+    if getattr(config, "kind", None) == "monitor" and config.dataset not in DATASETS:
+        return False
     return bool(getattr(DATASETS.get(config.dataset), "smooth", True))

@@ -30,7 +30,7 @@ from ..analysis.curves import (
 )
 from ..analysis.sanity import check_sanity, sanity_problems  # noqa: F401 (the figure notebooks' checks)
 from ..core.registry import CRITERIA
-from ..core.vocabulary import DISPLAY_GROUPS, GROUP_COLORS, GROUP_NAMES, VALUES
+from ..core.vocabulary import DISPLAY_GROUPS, GROUP_COLORS, GROUP_NAMES, VALUES, display_groups, group_color, group_name
 from ..metric.null import analytic_null, chance_level, expected_null  # noqa: F401
 from .export import export, figures_html, find_browser  # noqa: F401 (the figure notebooks export through here)
 
@@ -108,14 +108,14 @@ def _percent(v) -> list:
 
 def _subplot_titles(table: pd.DataFrame, groups: Sequence[str]) -> list[str]:
     sizes = table.groupby("group")["n_group_points"].first() if "n_group_points" in table else {}
-    return [f"{GROUP_NAMES[g]} ({int(sizes[g])} training points)" if g in sizes else GROUP_NAMES[g] for g in groups]
+    return [f"{group_name(g)} ({int(sizes[g])} training points)" if g in sizes else group_name(g) for g in groups]
 
 
 def trace_specs(
     table: pd.DataFrame,
     value: str = "memorized",
     *,
-    groups: Sequence[str] = DISPLAY_GROUPS,
+    groups: Sequence[str] | None = None,
     repeats: Iterable[int] | None = None,
     all_repeats: Iterable[int] | None = None,
     chance: float | None = None,
@@ -130,6 +130,7 @@ def trace_specs(
     """
     if value not in VALUES:
         raise ValueError(f"value {value!r} is unknown; allowed: {' | '.join(VALUES)}")
+    groups = display_groups(table.group.unique()) if groups is None else list(groups)
     if epoch_range is not None:
         table = table[(table.epoch >= epoch_range[0]) & (table.epoch <= epoch_range[1])]
     all_repeats = sorted(table.repeat.unique().tolist()) if all_repeats is None else list(all_repeats)
@@ -141,7 +142,7 @@ def trace_specs(
     band_name = f"mean over repeats, {int(round(100 * confidence))}% t-interval"
     for i, g in enumerate(groups):
         axis = dict(xaxis=f"x{i + 1 if i else ''}", yaxis=f"y{i + 1 if i else ''}")
-        color = GROUP_COLORS[g]
+        color = group_color(g, groups)
         first = i == 0
         for j, r in enumerate(all_repeats):
             rows = by_group_repeat.get((g, r))
@@ -193,7 +194,7 @@ def trace_specs(
                 showlegend=first,
                 line=dict(color=color, width=2.5),
                 marker=dict(size=5),
-                hovertemplate=f"{GROUP_NAMES[g]}<br>epoch %{{x}}<br>mean %{{y:.3f}}%<extra></extra>",
+                hovertemplate=f"{group_name(g)}<br>epoch %{{x}}<br>mean %{{y:.3f}}%<extra></extra>",
                 **axis,
             )
         )
@@ -207,7 +208,7 @@ def trace_specs(
                 legendgroup="null",
                 showlegend=first,
                 line=dict(color=color, width=2, dash="dash"),
-                hovertemplate=f"{GROUP_NAMES[g]} null<br>epoch %{{x}}<br>%{{y:.3f}}%<extra></extra>",
+                hovertemplate=f"{group_name(g)} null<br>epoch %{{x}}<br>%{{y:.3f}}%<extra></extra>",
                 **axis,
             )
         )
@@ -243,10 +244,12 @@ def subtitle(table: pd.DataFrame, value: str, n_shown: int | None = None) -> str
     """Two lines: what the figure shows, then the criterion and how the curves are drawn."""
     crit, thr = _one_setting(table)
     n = table.repeat.nunique() if n_shown is None else n_shown
-    return (
-        f"{VALUE_TITLE[value]}.\n{CRITERIA.get(crit).text(thr)}; "
-        f"mean of {n} repeat(s) with 95% t-band, faint lines = repeats, dashed = null baseline"
+    null = (
+        "no null baseline (the run has no null set: pass null= to the Monitor)"
+        if f"{value}_null" in table and table[f"{value}_null"].isna().all()
+        else "dashed = null baseline"
     )
+    return f"{VALUE_TITLE[value]}.\n{CRITERIA.get(crit).text(thr)}; mean of {n} repeat(s) with 95% t-band, faint lines = repeats, {null}"
 
 
 # Plotly never wraps a title: a longer line runs past the figure's right edge and is cut off.
@@ -296,7 +299,7 @@ def rates_figure(
     value: str = "memorized",
     *,
     title: str = "",
-    groups: Sequence[str] = DISPLAY_GROUPS,
+    groups: Sequence[str] | None = None,
     repeats: Iterable[int] | None = None,
     chance: float | None = None,
     confidence: float = 0.95,
@@ -313,6 +316,7 @@ def rates_figure(
     for the paper criterion and 'memorized').
     """
     _one_setting(table)
+    groups = display_groups(table.group.unique()) if groups is None else list(groups)
     specs = trace_specs(
         table, value, groups=groups, repeats=repeats, chance=chance, confidence=confidence, epoch_range=epoch_range
     )
@@ -371,7 +375,7 @@ def sweep_view(
     grid_fields: Sequence[str],
     value: str = "copied",
     title: str = "",
-    groups: Sequence[str] = DISPLAY_GROUPS,
+    groups: Sequence[str] | None = None,
 ) -> go.Figure:
     """A sweep at a glance (`memnb.workflows.sweep.grid_summary` rows): per group (one panel each), every configuration's
     final excess over its null baseline (value - null, percentage points) with its 95% t-interval;
@@ -379,13 +383,14 @@ def sweep_view(
     s = summary.copy()
     s["config"] = [" · ".join(f"{f}={row[f]}" for f in grid_fields) or str(row["run"]) for _, row in s.iterrows()]
     order = list(dict.fromkeys(s["config"]))
+    groups = display_groups(s.group.unique()) if groups is None else groups
     present = [g for g in groups if g in set(s.group)]
     fig = make_subplots(
         rows=len(present),
         cols=1,
         shared_xaxes=True,
         vertical_spacing=0.06,
-        subplot_titles=[GROUP_NAMES[g] for g in present],
+        subplot_titles=[group_name(g) for g in present],
     )
     for i, g in enumerate(present):
         rows = s[s.group == g].set_index("config").reindex(order)
@@ -394,14 +399,14 @@ def sweep_view(
                 x=order,
                 y=rows["excess_pp"],
                 mode="markers",
-                marker=dict(size=9, color=GROUP_COLORS[g]),
-                name=GROUP_NAMES[g],
+                marker=dict(size=9, color=group_color(g, present)),
+                name=group_name(g),
                 error_y=dict(type="data", array=rows["excess_ci95_pp"].fillna(0.0), visible=True),
                 customdata=np.stack(
                     [rows["value_%"], rows["null_%"], rows["first_epoch_above_null"].astype(object)], axis=-1
                 ),
                 hovertemplate="%{x}<br>excess %{y:.2f} pp (value %{customdata[0]:.2f}%, null %{customdata[1]:.2f}%)"
-                "<br>first epoch above null: %{customdata[2]}<extra>" + GROUP_NAMES[g] + "</extra>",
+                "<br>first epoch above null: %{customdata[2]}<extra>" + group_name(g) + "</extra>",
             ),
             row=i + 1,
             col=1,

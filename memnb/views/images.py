@@ -12,7 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..core.registry import CRITERIA, DATASETS
-from ..core.vocabulary import GROUP_NAMES, GROUPS
+from ..core.vocabulary import group_name
 from ..data.injection import watermark_mask  # noqa: F401 (the digits notebook checks the pattern with it)
 from ..metric.criteria import is_memorized, ratio_from
 from ..metric.neighbors import NEIGHBOUR_FIELDS
@@ -21,8 +21,15 @@ COLUMNS = ("sample", "nearest training", "nearest test")
 
 
 def image_shape(results) -> tuple[int, int]:
-    """The run's image shape; ValueError naming the dataset when it is not an image dataset."""
-    shape = DATASETS.get(results.config.dataset).image_shape
+    """The run's (h, w) image shape; ValueError naming the dataset when it is not an image dataset.
+
+    A monitored run's own `image_shape` (grey images: (h, w) or (1, h, w)) comes first; else its dataset's."""
+    c = results.config
+    shape = getattr(c, "image_shape", None)
+    if shape is not None:
+        shape = tuple(shape)[-2:] if int(np.prod(shape[:-2])) == 1 else None
+    elif c.dataset in DATASETS:
+        shape = DATASETS.get(c.dataset).image_shape
     if shape is None:
         raise ValueError(
             f"dataset {results.config.dataset!r} is not images; allowed: an image dataset ("
@@ -91,7 +98,7 @@ def memorized_examples(
     samples = arrays["samples"][repeat].astype(np.float64)
     rng = np.random.default_rng(seed)
     out: dict[str, list[dict]] = {}
-    for g, name in enumerate(GROUPS):
+    for g, name in enumerate(results.labels):
         hits = np.flatnonzero(memorized & (groups == g))
         chosen = np.sort(rng.choice(hits, size=min(per_group, len(hits)), replace=False)) if len(hits) else hits
         rows = []
@@ -127,9 +134,10 @@ def memorized_grid(
     h, w = shape
     examples = memorized_examples(results, epoch, criterion, threshold, repeat, per_group, seed)
     d = h * w
-    tiles = np.full((len(GROUPS), per_group * 3, d), np.nan)
+    labels = results.labels
+    tiles = np.full((len(labels), per_group * 3, d), np.nan)
     notes = []
-    for gi, name in enumerate(GROUPS):
+    for gi, name in enumerate(labels):
         for ei, ex in enumerate(examples[name]):
             for ci, key in enumerate(("sample", "train", "test")):
                 tiles[gi, ei * 3 + ci] = ex[key]
@@ -147,11 +155,10 @@ def memorized_grid(
     fig = go.Figure(_heatmap(img))
     for n in notes:
         fig.add_annotation(x=n["x"], y=n["y"], text=n["text"], showarrow=False, yanchor="top", font=dict(size=9))
-    labels = [f"{GROUP_NAMES[g]}" for g in GROUPS]
     fig.update_yaxes(
         autorange="reversed",
-        tickvals=[i * (h + 1) + h / 2 for i in range(len(GROUPS))],
-        ticktext=labels,
+        tickvals=[i * (h + 1) + h / 2 for i in range(len(labels))],
+        ticktext=[group_name(g) for g in labels],
         scaleanchor="x",
         showgrid=False,
         zeroline=False,

@@ -23,13 +23,37 @@ import ipywidgets as W
 import pandas as pd
 import plotly.graph_objects as go
 
-from ..core.registry import CRITERIA, DATASETS
+from ..core.registry import CRITERIA
 from ..core.storage import CorruptRunError
 from ..experiment.results import RateGrid, Results
 from ..metric.null import analytic_null, chance_level
 from . import figures as plots
 
 _NOT_UPDATED = {"type", "xaxis", "yaxis"}
+
+
+def run_title(c) -> str:
+    """A run in one line: memnb's own (dataset and injected groups) or a monitored one (model, data, groups)."""
+    if getattr(c, "kind", None) == "monitor":
+        groups = ", ".join(f"{n} {g}" for g, n in zip(c.group_names, c.group_counts))
+        return (
+            f"{c.model} on {c.dataset}: {c.n_train} training points ({groups}), {len(c.eval_epochs)} epochs observed "
+            f"up to {c.epochs}, {c.n_repeats} repeat(s)"
+        )
+    return (
+        f"{c.dataset}, {c.n_base} points + {c.n_duplicates} near-duplicates + {c.n_outliers} "
+        f"outliers, {c.epochs} epochs, {c.n_repeats} repeats"
+    )
+
+
+def is_image_run(results) -> bool:
+    from .images import image_shape
+
+    try:
+        image_shape(results)
+    except ValueError:
+        return False
+    return True
 
 
 class Explorer:
@@ -47,10 +71,7 @@ class Explorer:
         if not self.results.evaluated_epochs:
             raise ValueError(f"{self.results.path} has no evaluated epoch yet: nothing to explore")
         self.grid = grid if grid is not None else RateGrid(self.results, progress=progress)
-        self.title = title or (
-            f"{c.dataset}, {c.n_base} points + {c.n_duplicates} near-duplicates + {c.n_outliers} "
-            f"outliers, {c.epochs} epochs, {c.n_repeats} repeats"
-        )
+        self.title = title or run_title(c)
         epochs = [int(e) for e in self.grid.epochs]
         style = {"description_width": "110px"}
         # ipywidgets' default button width cuts these labels ("paper: d_test ≥ k..."), and the default
@@ -283,7 +304,7 @@ class RunBrowser:
             ),
         )
         parts = [self.explorer.compose(side)]
-        if DATASETS.get(results.config.dataset).image_shape is not None:  # images: the memorized-image browser too
+        if is_image_run(results):  # images: the memorized-image browser too
             from .images import image_browser
 
             parts.append(image_browser(results))

@@ -112,14 +112,22 @@ def render(
     return times
 
 
-def prepare(directory: Path | str, profile: str = "smoke", figures=RENDERED, explore: bool = True) -> list[Path]:
+def prepare(
+    directory: Path | str, profile: str = "smoke", figures=RENDERED, explore: bool = True, byo: bool | None = None
+) -> list[Path]:
     """Parameterized, unexecuted copies of the notebooks in `directory` (emptied first), for nbval.
+
+    byo: also the diffusers example, bring_your_own_model.ipynb (None: when diffusers can be imported).
 
     The figure notebooks keep `interactive = True` (nbval then builds the widgets in a real
     kernel) and export nothing (`out_dir = None`; the papermill tests check the exported files).
     """
     profiles.apply_profile(profiles.figure_config(1), profile)
     pm = _papermill()
+    if byo is None:
+        import importlib.util
+
+        byo = importlib.util.find_spec("diffusers") is not None
     d = Path(directory).resolve()
     if d.exists() and any(d.iterdir()):
         if not (d / PREPARED_MARKER).exists():
@@ -140,6 +148,18 @@ def prepare(directory: Path | str, profile: str = "smoke", figures=RENDERED, exp
             prepare_only=True,
             kernel_name="python3",
             parameters=dict(profile=profile, runs_root=str(d / "runs" / stem), out_dir=None),
+            progress_bar=False,
+            log_output=False,
+        )
+        written.append(target)
+    if byo:  # the diffusers example (notebooks/bring_your_own_model.ipynb), where diffusers is installed
+        target = d / "bring_your_own_model.ipynb"
+        pm.execute_notebook(
+            str(NOTEBOOKS / "bring_your_own_model.ipynb"),
+            str(target),
+            prepare_only=True,
+            kernel_name="python3",
+            parameters=dict(profile=profile, runs_root=str(d / "runs" / "bring_your_own_model")),
             progress_bar=False,
             log_output=False,
         )
