@@ -139,6 +139,15 @@ def test_own_labels_no_null_torch_samples_and_loss(tmp_path):
     r = grid.rates("paper", 1.5).sort_values(["repeat", "epoch", "group"], ignore_index=True)
     t = view.sort_values(["repeat", "epoch", "group"], ignore_index=True)
     np.testing.assert_allclose(r.memorized, t.memorized, atol=1e-7)
+    # the explorer: one panel per group, the user's labels included; its summary names them
+    from memnb.views.widgets import Explorer
+
+    ex = Explorer(res, progress=False)
+    assert "my-edm" in ex.title and "5 watermarked" in ex.title
+    ex.ratio.value = 2.0
+    ex.criterion.value = "train_only"
+    assert "watermarked" in ex.summary.value and "rare" in ex.summary.value
+    assert {a.text.split(" (")[0] for a in ex.figure.layout.annotations} >= {"all groups", "common", "rare"}
     # and the bfloat16 samples were searched as the float32 values they hold
     stored = res.epoch_arrays(0)["samples"]
     assert stored.dtype == np.float16 and stored.shape == (2, 40, 5)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..core.vocabulary import DISPLAY_GROUPS, VALUES
+from ..core.vocabulary import VALUES, display_groups
 from .stats import onset_epoch
 
 SUMMARY_COLUMNS = [
@@ -110,7 +110,7 @@ def summary(table: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     mem, cop = curve_stats(table, "memorized", confidence), curve_stats(table, "copied", confidence)
     first_m, first_c = first_epoch_above_null(table, "memorized"), first_epoch_above_null(table, "copied")
     rows = []
-    for group in [g for g in DISPLAY_GROUPS if g in set(table.group)]:
+    for group in display_groups(table.group.unique()):  # memnb's groups in the paper's order, then a user's own
         m = mem[(mem.group == group) & (mem.epoch == last)].iloc[0]
         c = cop[(cop.group == group) & (cop.epoch == last)].iloc[0]
         n_points = table.loc[table.group == group, "n_group_points"].iloc[0] if "n_group_points" in table else np.nan

@@ -92,7 +92,7 @@ def as_numpy(x: Any, name: str) -> np.ndarray:
 
 
 def points(x: Any, name: str, dim: int | None = None) -> np.ndarray:
-    """(R, n, d) float64 points from (n, d) or (R, n, d) `x`, checked: real numbers, finite, dimension `dim`."""
+    """(R, n, d) float32 or float64 points from (n, d) or (R, n, d) `x`, checked: real, finite, dimension `dim`."""
     a = as_numpy(x, name)
     if a.dtype == object or not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
         _fail(name, _describe(a) + f" of {a.dtype}", "real numbers (float or int arrays)")
@@ -110,7 +110,9 @@ def points(x: Any, name: str, dim: int | None = None) -> np.ndarray:
     if bad.any():
         r, i, j = (int(v[0]) for v in np.nonzero(bad))
         _fail(name, _describe(a), f"finite numbers (repeat {r}, point {i}, coordinate {j} is {a[r, i, j]})")
-    return a.astype(np.float64, copy=False)
+    # float32 stays float32 (a large image set need not double in data.npz); anything else is float64. The search
+    # itself always computes in float64 (memnb.metric.neighbors).
+    return a if a.dtype == np.float32 else a.astype(np.float64, copy=False)
 
 
 def group_codes(groups: Any, labels: Sequence[str] | None) -> tuple[np.ndarray, tuple[str, ...]]:
