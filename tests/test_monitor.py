@@ -174,6 +174,40 @@ def test_a_killed_observe_loses_at_most_its_epoch(tmp_path, monkeypatch):
     assert res.evaluated_epochs == [0, 1] and sorted(res.table().epoch.unique()) == [0, 1]
 
 
+def test_damaged_files_are_named_with_advice_that_works(tmp_path):
+    rng = np.random.default_rng(8)
+    train, test, null = rng.normal(size=(50, 2)), rng.normal(size=(40, 2)), rng.normal(size=(30, 2))
+    mon = Monitor(train, np.zeros(50, int), test, root=tmp_path, name="d", null=null)
+    for e in (0, 1):
+        mon.observe(e, rng.normal(size=(30, 2)), loss=0.5)
+    good = Results(tmp_path / "d")
+    table, zu, loss = good.table(), good.zu(), good.loss()
+    run = tmp_path / "d"
+    (run / "data.npz").write_bytes((run / "data.npz").read_bytes()[:100])  # truncated
+    (run / "table.parquet").unlink()
+    with pytest.raises(CorruptRunError, match="Monitor"):
+        Results(run)
+    with pytest.warns(UserWarning, match="rebuilt data.npz, table.parquet"):
+        Monitor(train, np.zeros(50, int), test, root=tmp_path, name="d", null=null)  # the advice, followed
+    res = Results(run)
+    res.verify(checksums=True)
+    pd.testing.assert_frame_equal(res.table(), table)
+    pd.testing.assert_frame_equal(res.zu(), zu)
+    pd.testing.assert_frame_equal(res.loss(), loss)
+    np.testing.assert_array_equal(res.data["train_points"][0], train)
+    # a flipped byte in an epoch file: named when read; deleting it and reopening drops the epoch
+    f = run / "epochs" / "epoch_000001.npz"
+    raw = bytearray(f.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    f.write_bytes(bytes(raw))
+    with pytest.raises(CorruptRunError, match="delete it first and observe that epoch again"):
+        Results(run).epoch_arrays(1)
+    f.unlink()
+    again = Monitor(train, np.zeros(50, int), test, root=tmp_path, name="d", null=null)
+    assert again.epochs == [0]
+    Results(run).verify(checksums=True)
+
+
 def _snapshot(path):
     return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
 

@@ -45,7 +45,15 @@ from .._version import __version__
 from ..core.config import NEIGHBOR_AUTO_MAX_DIM, NEIGHBOR_BACKENDS, THRESHOLD_GRID, ExperimentConfig
 from ..core.monitor_config import MonitorConfig
 from ..core.registry import CRITERIA
-from ..core.storage import CorruptRunError, file_record, stale_temporaries, write_json, write_npz, write_parquet
+from ..core.storage import (
+    CorruptRunError,
+    check_record,
+    file_record,
+    stale_temporaries,
+    write_json,
+    write_npz,
+    write_parquet,
+)
 from ..core.vocabulary import GROUPS
 from ..metric.neighbors import NEIGHBOUR_FIELDS, NeighbourSearch
 from .results import TABLE_COLUMNS, ZU_COLUMNS, Results, epoch_file, load_npz, read_config, read_manifest
@@ -358,8 +366,33 @@ class Monitor:
         self._losses = {e: v for e, v in self._losses.items() if e in self._frames}
         if dropped:
             warnings.warn(f"{self.path}: dropped unreadable epoch files {dropped}; observe them again", stacklevel=3)
-        if stale or dropped or listed != on_disk - set(dropped) or not manifest.get("complete"):
+        rebuilt = self._repair_files()
+        if stale or dropped or rebuilt or listed != on_disk - set(dropped) or not manifest.get("complete"):
             self._write_tables()
+
+    def _repair_files(self) -> list[str]:
+        """data.npz rewritten from the given arrays (the stored config says they are the run's) when it is missing,
+        truncated or unreadable; the tables marked for rewriting when damaged. Returns what was damaged."""
+        damaged = []
+        f = self.path / "data.npz"
+        rec = self._records.get("data.npz")
+        try:
+            bad = (rec is not None and check_record(f, rec, checksum=False)) or not f.exists()
+            if not bad:
+                load_npz(f, ("train_points", "groups", "test_points"))
+        except CorruptRunError:
+            bad = True
+        if bad:
+            write_npz(f, self._data_arrays())
+            self._records.pop("data.npz", None)
+            damaged.append("data.npz")
+        for name in ("table.parquet", "zu.parquet", "loss.parquet"):
+            rec = self._records.get(name)
+            if rec is not None and check_record(self.path / name, rec, checksum=False):
+                damaged.append(name)
+        if damaged:
+            warnings.warn(f"{self.path}: rebuilt {', '.join(damaged)} from the run's other files", stacklevel=4)
+        return damaged
 
     def _start(self, n_repeats: int, n_generate: int) -> None:
         """The first observation fixes R and n: write config.json and data.npz."""

@@ -105,10 +105,15 @@ def advice(path: Path, name: str) -> str:
     """Advice that, followed, gives a correct run again (tests/test_reliability.py follows each)."""
     run = Path(path)
     if _is_monitored(run):
-        if name in REPAIRED_BY_RUNNER or name == "manifest.json":
-            return f"open the run with memnb.Monitor (or python -m memnb.monitor) on {run}: it rebuilds {name}"
+        if name.startswith("epoch_"):
+            return (
+                f"open the run with memnb.Monitor on the same data ({run}): it keeps every complete epoch file and "
+                f"rebuilds the tables and the manifest; if {name} is damaged, delete it first and observe that epoch again"
+            )
+        if name == "config.json":
+            return f"restore {run / 'config.json'} or delete {run} and observe the epochs again with memnb.Monitor"
         return (
-            f"delete {run} (or the damaged epoch file and the manifest) and observe the epochs again with memnb.Monitor"
+            f"open the run with memnb.Monitor on the same data ({run}): it rebuilds {name} from the run's other files"
         )
     if name in REPAIRED_BY_RUNNER:
         return f"call memnb.run_experiment(config) with this run's config: it rebuilds {name} from what is stored"
