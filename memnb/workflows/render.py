@@ -138,44 +138,28 @@ def prepare(
         "made by python -m memnb.workflows.render --prepare-only; deleted and rebuilt each time\n"
     )
     written = []
-    for n in check_figures(figures):
-        stem = notebook_stem(n)
+
+    def one(stem: str, parameters: dict) -> None:
         target = d / f"{stem}.ipynb"
-        # each notebook its own runs folder: two figures' smoke configs may coincide, and nbval runs them in parallel
         pm.execute_notebook(
             str(NOTEBOOKS / f"{stem}.ipynb"),
             str(target),
             prepare_only=True,
             kernel_name="python3",
-            parameters=dict(profile=profile, runs_root=str(d / "runs" / stem), out_dir=None),
+            parameters=parameters,
             progress_bar=False,
             log_output=False,
         )
         written.append(target)
+
+    for n in check_figures(figures):
+        stem = notebook_stem(n)
+        # each notebook its own runs folder: two figures' smoke configs may coincide, and nbval runs them in parallel
+        one(stem, dict(profile=profile, runs_root=str(d / "runs" / stem), out_dir=None))
     if byo:  # the diffusers example (notebooks/bring_your_own_model.ipynb), where diffusers is installed
-        target = d / "bring_your_own_model.ipynb"
-        pm.execute_notebook(
-            str(NOTEBOOKS / "bring_your_own_model.ipynb"),
-            str(target),
-            prepare_only=True,
-            kernel_name="python3",
-            parameters=dict(profile=profile, runs_root=str(d / "runs" / "bring_your_own_model")),
-            progress_bar=False,
-            log_output=False,
-        )
-        written.append(target)
+        one("bring_your_own_model", dict(profile=profile, runs_root=str(d / "runs" / "bring_your_own_model")))
     if explore:
-        target = d / "explore.ipynb"
-        pm.execute_notebook(
-            str(NOTEBOOKS / "explore.ipynb"),
-            str(target),
-            prepare_only=True,
-            kernel_name="python3",
-            parameters=dict(runs_root=str(d / "runs" / "explore")),
-            progress_bar=False,
-            log_output=False,
-        )
-        written.append(target)
+        one("explore", dict(runs_root=str(d / "runs" / "explore")))
     return written
 
 
