@@ -40,3 +40,116 @@ def test_cuda_ensemble_matches_cpu_on_the_same_seeds():
     s_cpu, s_gpu = cpu.generate(1, n=4000), gpu.generate(1, n=4000)
     assert s_gpu.shape == s_cpu.shape and np.isfinite(s_gpu).all()
     assert np.allclose(s_cpu.mean(axis=1), s_gpu.mean(axis=1), atol=0.1)
+
+
+# -- CUDA graphs (memnb.models.graphs) ------------------------------------------------------------
+def test_cuda_graphs_only_on_cuda_and_switched_off_by_the_environment(monkeypatch):
+    from memnb.models.graphs import ENV, use_cuda_graphs
+
+    monkeypatch.delenv(ENV, raising=False)
+    assert use_cuda_graphs("cuda") is True and use_cuda_graphs(torch.device("cuda", 0)) is True
+    assert use_cuda_graphs("cpu") is False and use_cuda_graphs("cpu", requested=True) is False
+    assert use_cuda_graphs("cuda", requested=False) is False
+    monkeypatch.setenv(ENV, "0")
+    assert use_cuda_graphs("cuda") is False and use_cuda_graphs("cuda", requested=True) is True
+    monkeypatch.setenv(ENV, "1")
+    assert use_cuda_graphs("cuda") is True
+    assert Ensemble(_tiny(n_repeats=1), np.zeros((1, 220, 2))).graphs is False
+
+
+def _tiny(device="cpu", **kw):
+    base = dict(n_base=200, n_outliers=10, n_duplicates=10, n_repeats=2, epochs=2, batch_size=32, device=device)
+    return ExperimentConfig(**{**base, **kw})
+
+
+def test_static_buffer_training_equals_the_eager_epoch():
+    """GraphedTrainer's body over its static buffers, without a graph (CPU), against train.train_epoch."""
+    from memnb.core.seeding import Stream
+    from memnb.models.graphs import GraphedTrainer
+    from memnb.models.train import train_epoch
+
+    c = _tiny()
+    data = RepeatData(c).train_points
+    ref, static = Ensemble(c, data), Ensemble(c, data)
+    trainer = GraphedTrainer(
+        static.model, static.optimizer, static.schedule, 2, c.batch_size, 2, c.grad_clip, static.device, graph=False
+    )
+    for epoch in range(2):
+        a = ref.train_epoch(epoch)
+        gens = static._generators(Stream.TRAIN, epoch)
+        b = trainer.train_epoch(static.data, c.batch_size, gens).numpy()
+        assert np.array_equal(a, b)
+    for p, q in zip(ref.model.parameters(), static.model.parameters()):
+        assert torch.equal(p, q)
+    # and the reference function itself moves the weights (the comparison is not between two no-ops)
+    fresh = Ensemble(c, data)
+    assert not torch.equal(next(fresh.model.parameters()), next(ref.model.parameters()))
+    loss = train_epoch(
+        fresh.model,
+        fresh.optimizer,
+        fresh.schedule,
+        fresh.data,
+        c.batch_size,
+        c.grad_clip,
+        fresh._generators(Stream.TRAIN, 0),
+    )
+    assert np.isfinite(loss.numpy()).all()
+
+
+@pytest.mark.parametrize("denoiser", ["tiny_diffusion", "residual_mlp"])
+def test_static_buffer_sampler_equals_eager_generation(denoiser):
+    """GraphedSampler's chunk loop over static buffers, without a graph (CPU), against sampling.generate;
+    chunks of 64 over 150 points: two full chunks through the reused buffers, then a short one."""
+    from memnb.core.seeding import Stream
+    from memnb.models.graphs import GraphedSampler
+    from memnb.models.sampling import DTYPES, _ForwardNetwork, generate
+
+    c = _tiny(denoiser=denoiser, num_timesteps=20)
+    ens = Ensemble(c, RepeatData(c).train_points)
+    ens.train_epoch(0)
+    n, chunk, T = 150, 64, c.num_timesteps
+    ref = generate(ens.model, ens.schedule, n, ens._generators(Stream.SAMPLE, 3), chunk=chunk)
+    x_T, z = [], []
+    for g in ens._generators(Stream.SAMPLE, 3):  # the draws of generate, in its order
+        x_T.append(torch.randn(n, 2, generator=g))
+        z.append(torch.randn(T, n, 2, generator=g))
+    x_T, z = torch.stack(x_T), torch.stack(z, dim=1)
+    if denoiser == "tiny_diffusion":
+        net = ens.model.sampling_network(T, DTYPES["fp32"], chunk)
+    else:
+        net = _ForwardNetwork(ens.model, torch.float32)
+    sched = ens.schedule
+    coefs = tuple(v.tolist() for v in (sched.mean_coef_x, sched.mean_coef_eps, sched.posterior_std))
+    sampler = GraphedSampler(net, coefs, graph=False)
+    with torch.inference_mode():
+        out = torch.cat(
+            [sampler.run(x_T[:, lo : lo + chunk], z[:, :, lo : lo + chunk]).clone() for lo in (0, 64, 128)], 1
+        )
+    assert sorted(sampler.captures) == [22, 64]
+    assert torch.equal(out, ref)
+
+
+@needs_cuda
+@pytest.mark.parametrize("denoiser", ["tiny_diffusion", "residual_mlp"])
+def test_cuda_graphs_match_eager_cuda(denoiser):
+    """Graphed training (warm-up, capture, replays, across epochs and a checkpoint reload) and graphed sampling
+    against the eager CUDA path on the same weights and random numbers."""
+    c = _tiny("cuda", denoiser=denoiser, n_base=400)
+    data = RepeatData(c).train_points
+    eager, graphed = Ensemble(c, data, cuda_graphs=False), Ensemble(c, data, cuda_graphs=True)
+    assert graphed.graphs and not eager.graphs
+    for epoch in range(3):
+        a, b = eager.train_epoch(epoch), graphed.train_epoch(epoch)
+        assert np.allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert graphed.trainer.step.captured
+    for p, q in zip(eager.model.parameters(), graphed.model.parameters()):
+        assert torch.allclose(p, q, rtol=1e-3, atol=1e-5)
+    graphed.load_state_dict(eager.state_dict())  # the reload drops the graph; it is captured again
+    assert not graphed.trainer.step.captured
+    for epoch in range(3, 5):
+        assert np.allclose(eager.train_epoch(epoch), graphed.train_epoch(epoch), rtol=1e-4, atol=1e-6)
+    assert graphed.trainer.step.captured
+    for precision, tol in (("fp32", 1e-4), ("bf16", 2e-2)):
+        s_eager = eager.generate(5, n=2500, precision=precision)  # chunks of 1024: two replays' shapes and a short one
+        s_graph = graphed.generate(5, n=2500, precision=precision)
+        assert np.allclose(s_eager, s_graph, atol=tol), np.abs(s_eager - s_graph).max()
