@@ -115,4 +115,46 @@ class Ensemble:
             self.trainer.reset()
 
 
-__all__ = ["Ensemble", "resolve_device"]
+def member_state(state: dict, lo: int, hi: int, repeats: Sequence[int]) -> dict:
+    """Members lo..hi-1 of an Ensemble.state_dict(), as the state_dict of an ensemble of those members alone.
+
+    Every parameter (and AdamW's exp_avg, exp_avg_sq) carries the member axis first; AdamW's step count is
+    shared (all members step together). Slices are copied, so saving one does not save the whole ensemble.
+    """
+    optimizer = state["optimizer"]
+    return {
+        "model": {k: v[lo:hi].clone() for k, v in state["model"].items()},
+        "optimizer": {
+            "state": {
+                i: {k: (v[lo:hi].clone() if k != "step" else v.clone()) for k, v in s.items()}
+                for i, s in optimizer["state"].items()
+            },
+            "param_groups": [dict(g) for g in optimizer["param_groups"]],
+        },
+        "repeats": [int(r) for r in repeats],
+    }
+
+
+def stack_states(states: Sequence[dict], repeats: Sequence[int]) -> dict:
+    """The state_dict of one ensemble whose members are those of `states` in order (member_state's inverse).
+
+    Every state must have the same optimizer step count (ValueError otherwise).
+    """
+    first = states[0]
+    opt_state = {}
+    for i, s in first["optimizer"]["state"].items():
+        for other in states[1:]:
+            if not torch.equal(other["optimizer"]["state"][i]["step"].cpu(), s["step"].cpu()):
+                raise ValueError("ensembles stacked together must have taken the same number of optimizer steps")
+        opt_state[i] = {
+            k: (torch.cat([st["optimizer"]["state"][i][k] for st in states]) if k != "step" else v.clone())
+            for k, v in s.items()
+        }
+    return {
+        "model": {k: torch.cat([st["model"][k] for st in states]) for k in first["model"]},
+        "optimizer": {"state": opt_state, "param_groups": [dict(g) for g in first["optimizer"]["param_groups"]]},
+        "repeats": [int(r) for r in repeats],
+    }
+
+
+__all__ = ["Ensemble", "member_state", "resolve_device", "stack_states"]
