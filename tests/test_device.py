@@ -153,3 +153,65 @@ def test_cuda_graphs_match_eager_cuda(denoiser):
         s_eager = eager.generate(5, n=2500, precision=precision)  # chunks of 1024: two replays' shapes and a short one
         s_graph = graphed.generate(5, n=2500, precision=precision)
         assert np.allclose(s_eager, s_graph, atol=tol), np.abs(s_eager - s_graph).max()
+
+
+# -- exact neighbour search on the run's device -----------------------------------------------------
+def _search_fields_equal(a: dict, b: dict) -> None:
+    assert sorted(a) == sorted(b)
+    for k in a:
+        if a[k].dtype.kind == "f":
+            assert np.allclose(a[k], b[k], rtol=1e-6, atol=1e-7), k
+        else:
+            assert np.array_equal(a[k], b[k]), k
+
+
+def _searches(device: str, backend: str):
+    return RepeatData(_tiny(device, neighbors=backend, n_base=300))
+
+
+def test_torch_search_on_the_cpu_equals_the_kdtree_through_repeat_data():
+    from memnb.experiment.tabulate import held_out_neighbours
+
+    torch_cpu, kdtree = _searches("cpu", "torch"), _searches("cpu", "kdtree")
+    q = np.random.default_rng(3).normal(size=(2, 500, 2))
+    _search_fields_equal(torch_cpu.search(q), kdtree.search(q))
+    (d_a, g_a), (d_b, g_b) = torch_cpu.held_out_neighbours(), kdtree.held_out_neighbours()
+    assert np.allclose(d_a, d_b, rtol=1e-6) and np.array_equal(g_a, g_b)
+    d_c, g_c = held_out_neighbours(kdtree.train_points, kdtree.test_points, kdtree.groups, "kdtree")
+    assert np.array_equal(d_b, d_c) and np.array_equal(g_b, g_c)
+
+
+@needs_cuda
+def test_torch_search_on_cuda_equals_the_kdtree():
+    gpu, kdtree = _searches("cuda", "torch"), _searches("cpu", "kdtree")
+    assert all(s.device.type == "cuda" for s in gpu.searches)
+    q = np.random.default_rng(3).normal(size=(2, 5000, 2))
+    _search_fields_equal(gpu.search(q), kdtree.search(q))
+    (d_a, g_a), (d_b, g_b) = gpu.held_out_neighbours(), kdtree.held_out_neighbours()
+    assert np.allclose(d_a, d_b, rtol=1e-6) and np.array_equal(g_a, g_b)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_cuda)])
+def test_a_run_with_the_torch_search_matches_the_kdtree_on_its_samples(tmp_path, monkeypatch, device):
+    """run_experiment with the torch search on the run's device (on CUDA also graphed training and sampling): every
+    search it made (samples and null draws, float32 as searched, before the float16 cast of storage) gives the
+    k-d tree's result."""
+    from memnb.experiment.runner import run_experiment
+
+    seen = []
+    original = RepeatData.search
+
+    def recording(self, points, prefix=""):
+        out = original(self, points, prefix)
+        seen.append((np.array(points), {k[len(prefix) :]: v for k, v in out.items()}))
+        return out
+
+    monkeypatch.setattr(RepeatData, "search", recording)
+    c = _tiny(device, neighbors="torch", n_base=300)
+    res = run_experiment(c, tmp_path, progress=False)
+    assert res.complete and res.manifest["device"].startswith(device)
+    assert len(seen) == 2 * len(res.evaluated_epochs)
+    monkeypatch.setattr(RepeatData, "search", original)
+    kdtree = _searches("cpu", "kdtree")
+    for points, found in seen:
+        _search_fields_equal(found, kdtree.search(points))
