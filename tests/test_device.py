@@ -1,5 +1,7 @@
 """Device selection, and (where a GPU exists) CUDA against the CPU on the same seeds."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -62,44 +64,89 @@ def _tiny(device="cpu", **kw):
     return ExperimentConfig(**{**base, **kw})
 
 
-def test_static_buffer_training_equals_the_eager_epoch():
-    """GraphedTrainer's body over its static buffers, without a graph (CPU), against train.train_epoch."""
+class EmulatedCapture:
+    """memnb.models.graphs._Capture's contract with CUDA's semantics, on the CPU: warm-up runs the body, capture
+    records it without running it, a replay runs it; `before_replay` stands for what a replay does implicitly
+    (the captured backward assigns gradients rather than adding to them)."""
+
+    before_replay = None
+
+    def __init__(self, body, graph):
+        self.body, self.graph, self.cuda_graph, self.log = body, graph, None, []
+
+    @property
+    def captured(self):
+        return self.cuda_graph is not None
+
+    def warmup(self, before=None):
+        self.log.append("warmup")
+        if before is not None:
+            before()
+        self.body()
+
+    def capture(self, before=None):
+        self.log.append("capture")
+        self.cuda_graph = "recorded"
+
+    def __call__(self, before=None):
+        if self.captured:
+            self.log.append("replay")
+            if self.before_replay is not None:
+                self.before_replay()
+        elif before is not None:
+            before()
+        self.body()
+
+
+@pytest.mark.parametrize("mode", ["static", "emulated-graph"])
+def test_static_buffer_training_equals_the_eager_epoch(mode):
+    """GraphedTrainer's body over its static buffers (CPU) against train.train_epoch: without a graph, and through
+    the graphed sequence (warm-up steps, capture, replays; again after a checkpoint reload) with capture emulated."""
     from memnb.core.seeding import Stream
-    from memnb.models.graphs import GraphedTrainer
-    from memnb.models.train import train_epoch
+    from memnb.models.graphs import WARMUP_STEPS, GraphedTrainer
 
     c = _tiny()
     data = RepeatData(c).train_points
     ref, static = Ensemble(c, data), Ensemble(c, data)
+    emulated = mode == "emulated-graph"
     trainer = GraphedTrainer(
-        static.model, static.optimizer, static.schedule, 2, c.batch_size, 2, c.grad_clip, static.device, graph=False
+        static.model,
+        static.optimizer,
+        static.schedule,
+        2,
+        c.batch_size,
+        2,
+        c.grad_clip,
+        static.device,
+        graph=emulated,
+        capture=EmulatedCapture if emulated else None,
     )
-    for epoch in range(2):
+    zero = lambda: static.optimizer.zero_grad(set_to_none=True)  # noqa: E731
+    steps = c.n_train // c.batch_size
+    for epoch in range(4):
+        if epoch == 2:  # a checkpoint reload: new optimizer state tensors, so the graph is dropped
+            static.optimizer.load_state_dict(copy.deepcopy(ref.optimizer.state_dict()))  # as from a file
+            trainer.reset()
+        if emulated:
+            trainer.step.before_replay = zero
         a = ref.train_epoch(epoch)
-        gens = static._generators(Stream.TRAIN, epoch)
-        b = trainer.train_epoch(static.data, c.batch_size, gens).numpy()
-        assert np.array_equal(a, b)
+        b = trainer.train_epoch(static.data, c.batch_size, static._generators(Stream.TRAIN, epoch)).numpy()
+        assert np.array_equal(a, b), epoch
+        if emulated and epoch in (0, 2):
+            log = trainer.step.log
+            assert log[: WARMUP_STEPS + 2] == ["warmup"] * WARMUP_STEPS + ["capture", "replay"]
+            assert len(log) == steps + 1 and set(log[WARMUP_STEPS + 1 :]) == {"replay"}
     for p, q in zip(ref.model.parameters(), static.model.parameters()):
         assert torch.equal(p, q)
-    # and the reference function itself moves the weights (the comparison is not between two no-ops)
-    fresh = Ensemble(c, data)
-    assert not torch.equal(next(fresh.model.parameters()), next(ref.model.parameters()))
-    loss = train_epoch(
-        fresh.model,
-        fresh.optimizer,
-        fresh.schedule,
-        fresh.data,
-        c.batch_size,
-        c.grad_clip,
-        fresh._generators(Stream.TRAIN, 0),
-    )
-    assert np.isfinite(loss.numpy()).all()
+    # the reference moved the weights: the comparison is not between two no-ops
+    assert not torch.equal(next(Ensemble(c, data).model.parameters()), next(ref.model.parameters()))
 
 
+@pytest.mark.parametrize("mode", ["static", "emulated-graph"])
 @pytest.mark.parametrize("denoiser", ["tiny_diffusion", "residual_mlp"])
-def test_static_buffer_sampler_equals_eager_generation(denoiser):
-    """GraphedSampler's chunk loop over static buffers, without a graph (CPU), against sampling.generate;
-    chunks of 64 over 150 points: two full chunks through the reused buffers, then a short one."""
+def test_static_buffer_sampler_equals_eager_generation(denoiser, mode):
+    """GraphedSampler's chunk loop over static buffers (CPU) against sampling.generate, without a graph and with
+    capture emulated; chunks of 64 over 150 points: a warm-up chunk, a replay of its capture, then a short chunk."""
     from memnb.core.seeding import Stream
     from memnb.models.graphs import GraphedSampler
     from memnb.models.sampling import DTYPES, _ForwardNetwork, generate
@@ -120,12 +167,16 @@ def test_static_buffer_sampler_equals_eager_generation(denoiser):
         net = _ForwardNetwork(ens.model, torch.float32)
     sched = ens.schedule
     coefs = tuple(v.tolist() for v in (sched.mean_coef_x, sched.mean_coef_eps, sched.posterior_std))
-    sampler = GraphedSampler(net, coefs, graph=False)
+    emulated = mode == "emulated-graph"
+    sampler = GraphedSampler(net, coefs, graph=emulated, capture=EmulatedCapture if emulated else None)
     with torch.inference_mode():
         out = torch.cat(
             [sampler.run(x_T[:, lo : lo + chunk], z[:, :, lo : lo + chunk]).clone() for lo in (0, 64, 128)], 1
         )
     assert sorted(sampler.captures) == [22, 64]
+    if emulated:
+        assert sampler.captures[64][0].log == ["warmup", "capture", "replay"]
+        assert sampler.captures[22][0].log == ["warmup", "capture"]
     assert torch.equal(out, ref)
 
 
@@ -144,7 +195,7 @@ def test_cuda_graphs_match_eager_cuda(denoiser):
     assert graphed.trainer.step.captured
     for p, q in zip(eager.model.parameters(), graphed.model.parameters()):
         assert torch.allclose(p, q, rtol=1e-3, atol=1e-5)
-    graphed.load_state_dict(eager.state_dict())  # the reload drops the graph; it is captured again
+    graphed.load_state_dict(copy.deepcopy(eager.state_dict()))  # as from a file: the graph is dropped, captured again
     assert not graphed.trainer.step.captured
     for epoch in range(3, 5):
         assert np.allclose(eager.train_epoch(epoch), graphed.train_epoch(epoch), rtol=1e-4, atol=1e-6)

@@ -110,8 +110,6 @@ class Ensemble:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.trainer is not None:  # new optimizer state tensors: the captured step no longer points at them
-            for group in self.optimizer.param_groups:
-                group["capturable"] = True
             self.trainer.reset()
 
 

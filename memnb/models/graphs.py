@@ -33,8 +33,10 @@ How memnb uses them:
   current weights at every evaluated epoch.
 
 With ``graph=False`` both classes run the same bodies over the same static buffers without a graph:
-that is what the CPU tests compare with the eager functions (the buffer logic), and the CUDA tests
-compare the graphed path with eager on the same weights and random numbers.
+that is what the CPU tests compare with the eager functions (the buffer logic). The CPU tests also
+run the graphed sequence (warm-up, capture, replays, reset) with an emulated capture (capture
+records without running, a replay runs the body with gradients assigned as the captured backward
+does), and the CUDA tests compare the real graphs with eager on the same weights and random numbers.
 """
 
 from __future__ import annotations
@@ -115,7 +117,7 @@ class _Capture:
 class GraphedTrainer:
     """memnb.models.train.train_epoch's arithmetic through static buffers, one captured step replayed per batch.
 
-    model: an ensemble denoiser (R members); optimizer: its AdamW (made capturable here when graphed);
+    model: an ensemble denoiser (R members); optimizer: its fused AdamW (made capturable at capture);
     batch shape (R, batch_size, dim) is fixed at construction. graph=False runs the same body eagerly.
     """
 
@@ -130,18 +132,17 @@ class GraphedTrainer:
         grad_clip: float,
         device: torch.device,
         graph: bool,
+        capture: type = None,
     ):
         self.model, self.optimizer, self.schedule, self.grad_clip = model, optimizer, schedule, grad_clip
         self.graph = graph
-        if graph:
-            for group in optimizer.param_groups:  # optimizer.step() inside a graph needs capturable state
-                group["capturable"] = True
+        self.capture_type = _Capture if capture is None else capture  # tests substitute an emulation of capture
         self.params = list(model.parameters())
         self.x_t = torch.zeros(n_members, batch_size, dim, device=device)
         self.t = torch.zeros(n_members, batch_size, dtype=torch.int64, device=device)
         self.noise = torch.zeros(n_members, batch_size, dim, device=device)
         self.loss_sum = torch.zeros(n_members, device=device)
-        self.step = _Capture(self._body, graph)
+        self.step = self.capture_type(self._body, graph)
         self.warm_steps = 0
 
     def _body(self) -> None:
@@ -158,7 +159,7 @@ class GraphedTrainer:
 
     def reset(self) -> None:
         """Forget the captured graph (after the optimizer's state tensors were replaced, e.g. by a checkpoint)."""
-        self.step = _Capture(self._body, self.graph)
+        self.step = self.capture_type(self._body, self.graph)
         self.warm_steps = 0
         self._zero_grad()
 
@@ -182,6 +183,10 @@ class GraphedTrainer:
                 self.step.warmup(self._zero_grad)
                 self.warm_steps += 1
             elif self.graph:
+                # optimizer.step() refuses capture unless capturable (fused AdamW's arithmetic does not depend on
+                # it; set only now, so the eager warm-up steps do not warn that capturable runs uncaptured)
+                for group in self.optimizer.param_groups:
+                    group["capturable"] = True
                 self._zero_grad()  # captured with unallocated gradients: the graph's backward assigns them
                 self.step.capture()
                 self.step()
@@ -199,8 +204,9 @@ class GraphedSampler:
     (schedule.mean_coef_x, mean_coef_eps, posterior_std). graph=False runs the same loop eagerly.
     """
 
-    def __init__(self, net, coefs: tuple[list[float], list[float], list[float]], graph: bool):
+    def __init__(self, net, coefs: tuple[list[float], list[float], list[float]], graph: bool, capture: type = None):
         self.net, self.coefs, self.graph = net, coefs, graph
+        self.capture_type = _Capture if capture is None else capture
         self.captures: dict[int, tuple[_Capture, torch.Tensor, torch.Tensor]] = {}
 
     def _loop(self, x: torch.Tensor, z: torch.Tensor) -> None:
@@ -216,7 +222,7 @@ class GraphedSampler:
         c = x_T.shape[1]
         if c not in self.captures:
             x, zs = x_T.clone(), z.clone()
-            cap = _Capture(lambda: self._loop(x, zs), self.graph)
+            cap = self.capture_type(lambda: self._loop(x, zs), self.graph)
             self.captures[c] = (cap, x, zs)
             cap.warmup()  # real work: this chunk's samples
             if self.graph:
