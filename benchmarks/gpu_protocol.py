@@ -15,8 +15,11 @@ Steps, in order, each inside the budget (seconds from this script's start; defau
    "paper", on --device). Before each figure a calibration run (the same configuration, 2 epochs)
    measures seconds per training epoch and per evaluated epoch; the full run starts only when its
    estimate (set-up + epochs x train + evaluations x evaluation, x SAFETY) fits the time left, else
-   the figure's time is reported as "extrapolated" from the calibration. Runs go to --runs (kept
-   between calls: a later call resumes or just loads them).
+   the figure's time is reported as "extrapolated" from the calibration. With --continue-runs such a
+   figure starts anyway and is stopped at an evaluated epoch when the time is up (status "partial");
+   a later call resumes it, to the numbers of an uninterrupted run. Runs go to --runs (kept between
+   calls: a later call resumes or just loads them). --neighbors torch searches on the GPU (exact,
+   float64; the paper's 2-D figures otherwise use the k-d tree on the CPU; another run name).
 
 Writes under --out (the `run` tool brings back at most 8 files of 16 MiB each): ``gpu-timings.json``
 (card, driver, torch, CUDA, per figure: status "complete" or "extrapolated", wall seconds, the
@@ -210,8 +213,35 @@ def estimate(config, cal: dict) -> float:
     return cal["setup_s"] + config.epochs * cal["train_epoch_s"] + len(config.eval_epochs) * cal["eval_epoch_s"]
 
 
-def run_figures(configs: dict, runs: Path, clock: Clock) -> tuple[dict, list]:
-    """Each figure: calibrate, then run in full when it fits the time left; ({figure: record}, [run dirs])."""
+class Deadline:
+    """A run_experiment callback (memnb.core.callbacks) that stops a run at the first evaluated epoch after `at`
+    (a time.perf_counter() value); the stopped run resumes in a later call to the same numbers."""
+
+    def __init__(self, at: float):
+        self.at, self.stopped = at, None
+
+    def reset(self) -> None:
+        self.stopped = None
+
+    def __call__(self, epoch, arrays, context) -> bool:
+        if time.perf_counter() >= self.at:
+            self.stopped = epoch
+            return True
+        return False
+
+    def record(self) -> dict:
+        return {"name": "gpu_protocol.Deadline", "stopped_at_epoch": self.stopped}
+
+    def settings(self) -> dict:
+        return {"name": "gpu_protocol.Deadline"}
+
+
+def run_figures(configs: dict, runs: Path, clock: Clock, continue_runs: bool = False) -> tuple[dict, list]:
+    """Each figure: calibrate, then run in full when it fits the time left; ({figure: record}, [run dirs]).
+
+    continue_runs: a figure that does not fit is started anyway and stopped (Deadline) when the time is
+    up, status "partial"; a later call resumes it (a partial run is not calibrated again).
+    """
     from memnb.experiment.results import Results
     from memnb.experiment.runner import run_dir, run_experiment
 
@@ -219,27 +249,39 @@ def run_figures(configs: dict, runs: Path, clock: Clock) -> tuple[dict, list]:
     for n, config in configs.items():
         rec = {"run": config.run_name(), "epochs": config.epochs, "evaluations": len(config.eval_epochs)}
         path = run_dir(config, runs)
-        done = (path / "manifest.json").exists() and Results(path, verify=False).complete
+        stored = Results(path, verify=False).manifest if (path / "manifest.json").exists() else {}
+        done, partial = bool(stored.get("complete")), stored.get("stopped_at_epoch") is not None
         if not done and clock.left() - RESERVE_S < 5:
             rec.update(status="not started", reason="no time left for a calibration")
             records[n] = rec
             continue
-        if not done:
+        callbacks = None
+        if not done and not (partial and continue_runs):
             cal = calibrate(config, runs / "calibration")
             est = estimate(config, cal)
             rec.update(calibration=cal, estimate_s=round(est, 2))
             if SAFETY * est > clock.left() - RESERVE_S:
                 rec.update(status="extrapolated", wall_s=round(est, 2))
                 print(f"figure {n}: extrapolated {est:.0f} s (left {clock.left():.0f} s)", flush=True)
-                records[n] = rec
-                continue
+                if not continue_runs:
+                    records[n] = rec
+                    continue
+                callbacks = [Deadline(time.perf_counter() + clock.left() - RESERVE_S)]
+        elif partial and continue_runs:
+            callbacks = [Deadline(time.perf_counter() + clock.left() - RESERVE_S)]
         t0 = time.perf_counter()
-        res = run_experiment(config, runs, progress=False)
-        rec.update(status="complete", wall_s=round(time.perf_counter() - t0, 2), **_manifest_times(res))
+        res = run_experiment(config, runs, progress=False, callbacks=callbacks)
+        wall = round(time.perf_counter() - t0, 2)
+        if res.complete:
+            rec.update(status="complete", wall_s=wall, **_manifest_times(res))
+        else:  # stopped by the deadline: how far it got; the whole run's time stays the extrapolation
+            rec.update(status="partial", trained_epochs=res.manifest["trained_epochs"], **_manifest_times(res))
+            rec.setdefault("wall_s", wall)
+            rec["session_wall_s"] = wall
         if done:
             rec["note"] = "loaded: complete from an earlier call (times from its manifest)"
             rec["wall_s"] = rec["wall_s_this_session"]
-        print(f"figure {n}: complete, {rec['wall_s']:.1f} s, shares {rec['shares']}", flush=True)
+        print(f"figure {n}: {rec['status']}, {rec['wall_s']:.1f} s, shares {rec['shares']}", flush=True)
         records[n] = rec
         dirs.append(path)
     return records, dirs
@@ -275,6 +317,12 @@ def main(argv=None) -> dict:
     p.add_argument("--figures", type=int, nargs="*", default=[1, 2, 3, 4])
     p.add_argument("--skip-tests", action="store_true")
     p.add_argument("--skip-bench", action="store_true")
+    p.add_argument(
+        "--continue-runs",
+        action="store_true",
+        help="start figures that do not fit anyway, stop them when the time is up; a later call resumes them",
+    )
+    p.add_argument("--neighbors", default=None, help="the figures' search backend (torch: exact, on the GPU)")
     a = p.parse_args(argv)
     clock = Clock(a.budget_s)
     out, runs = Path(a.out), Path(a.runs)
@@ -290,7 +338,9 @@ def main(argv=None) -> dict:
     report["tests"] = {"status": "not run (--skip-tests)"} if a.skip_tests else run_tests(out, clock)
     report["bench"] = {"status": "not run (--skip-bench)"} if a.skip_bench else run_bench(out, a.device, a.tiny, clock)
     configs = {n: c for n, c in figure_configs(a.device, a.tiny).items() if n in a.figures}
-    report["figures"], dirs = run_figures(configs, runs, clock)
+    if a.neighbors:
+        configs = {n: c.replace(neighbors=a.neighbors) for n, c in configs.items()}
+    report["figures"], dirs = run_figures(configs, runs, clock, a.continue_runs)
     report["archive"] = archive(dirs, out, runs)
     report["wall_s"] = round(clock.elapsed(), 2)
     (out / "gpu-timings.json").write_text(json.dumps(report, indent=2, default=str))

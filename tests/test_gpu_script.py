@@ -107,3 +107,23 @@ def test_gpu_sh_vendors_pytest_for_the_bare_machine(tmp_path):
     code = f"import sys; sys.path.insert(0, {str(vendor)!r}); import pytest, pluggy; print(pytest.__file__, pluggy.__file__)"
     files = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True).stdout
     assert files.split() and all(f.startswith(str(vendor)) for f in files.split())
+
+
+def test_continue_runs_stops_at_the_deadline_and_a_later_call_finishes_to_the_same_numbers(tmp_path, monkeypatch):
+    from memnb.experiment.runner import run_experiment
+
+    gp = _protocol()
+    args = ["--device", "cpu", "--tiny", "--skip-tests", "--skip-bench", "--figures", "4", "--continue-runs"]
+    args += ["--out", str(tmp_path / "out"), "--runs", str(tmp_path / "runs")]
+    with monkeypatch.context() as m:
+        m.setattr(gp, "SAFETY", 1e9)  # does not fit: started anyway
+        m.setattr(gp.Deadline, "__call__", lambda self, epoch, arrays, context: epoch >= 1)  # time is up at epoch 1
+        first = gp.main(args)["figures"][4]
+    assert first["status"] == "partial" and first["trained_epochs"] == 1 and "estimate_s" in first
+    second = gp.main(args)["figures"][4]
+    assert second["status"] == "complete" and "calibration" not in second
+    with tarfile.open(tmp_path / "out" / "gpu-runs.tar.gz") as tar:
+        assert {n.split("/")[0] for n in tar.getnames()} == {second["run"]}
+    alone = run_experiment(gp.figure_configs("cpu", True)[4], tmp_path / "alone", progress=False)
+    resumed = pd.read_parquet(tmp_path / "runs" / second["run"] / "table.parquet")
+    pd.testing.assert_frame_equal(resumed, alone.table(), check_exact=True)
