@@ -342,6 +342,9 @@ def main(argv=None) -> dict:
         configs = {n: c.replace(neighbors=a.neighbors) for n, c in configs.items()}
     report["figures"], dirs = run_figures(configs, runs, clock, a.continue_runs)
     report["archive"] = archive(dirs, out, runs)
+    files = [f for f in out.iterdir() if f.is_file()]
+    if len(files) + 1 > 8:  # with gpu-timings.json
+        report["warning"] = f"{len(files) + 1} files under {out}: the run tool brings back 8; fetch the rest by parts"
     report["wall_s"] = round(clock.elapsed(), 2)
     (out / "gpu-timings.json").write_text(json.dumps(report, indent=2, default=str))
     print(f"wrote {out / 'gpu-timings.json'} and {', '.join(report['archive'])} in {report['wall_s']:.0f} s")
