@@ -70,6 +70,20 @@ class RepeatData:
         found = [s.query(x) for s, x in zip(self.searches, samples)]
         return {prefix + f: np.stack([getattr(nb, f) for nb in found]) for f in NEIGHBOUR_FIELDS}
 
+    def held_out_neighbours(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per repeat, each test point's distance to its nearest training point and that point's group.
+
+        Returns (R, m) float32 distances and (R, m) group codes (L(P_n) and the cells of Meehan et al.'s
+        test), as memnb.experiment.tabulate.held_out_neighbours, through this object's searches (so the torch
+        backend computes on the config's device).
+        """
+        d, g = [], []
+        for search, test, ts in zip(self.searches, self.test_sets, self.train_sets):
+            nb = search.query(test)
+            d.append(nb.d1)
+            g.append(ts.groups[nb.index])
+        return np.stack(d), np.stack(g)
+
     def null_draws(self, epoch: int, n: int | None = None) -> np.ndarray:
         """(R, n, d) fresh draws from each repeat's data-generating distribution (a perfect generator); for a real
         dataset its held-out null part (the same points at every epoch; n is then config.n_null_points)."""

@@ -40,7 +40,7 @@ from ..models.ensemble import Ensemble
 from .repeats import RepeatData
 from .replay import first_stop, notify
 from .results import REPAIRED_BY_RUNNER, Results, advice, epoch_file, load_npz, read_config
-from .tabulate import data_copying, held_out_neighbours, summarize, summary_at, table_thresholds
+from .tabulate import data_copying, summarize, summary_at, table_thresholds
 
 # Longest stretch of training (seconds) that an interruption may cost, between evaluated epochs.
 CHECKPOINT_SECONDS = 60.0
@@ -168,13 +168,18 @@ class _Run:
         self.previous = results.manifest
         self.timings = {"train_s": 0.0, "generate_s": 0.0, "metric_s": 0.0}
         self.checkpoint_file = path / "checkpoint.pt"
+        self.manifest_extra: dict = {}  # further manifest entries (a packed run's "packed")
 
     # -- set-up ---------------------------------------------------------------------------------
-    def set_up(self) -> None:
-        """Data of every repeat (stored once in data.npz), the model ensemble, the fixed test-to-train distances."""
+    def set_up(self, ensemble=None) -> None:
+        """Data of every repeat (stored once in data.npz), the model ensemble, the fixed test-to-train distances.
+
+        ensemble: None (this config's own Ensemble), or a callable(RepeatData) -> an object with the
+        Ensemble's interface for this config's members (memnb.experiment.packed: a share of a larger one).
+        """
         c = self.config
         self.data = RepeatData(c)
-        self.ensemble = Ensemble(c, self.data.train_points)
+        self.ensemble = Ensemble(c, self.data.train_points) if ensemble is None else ensemble(self.data)
         self.groups, self.locations = self.data.groups, self.data.locations
         self.thresholds = table_thresholds(c)
         data_file = self.path / "data.npz"
@@ -189,9 +194,7 @@ class _Run:
                 f"{data_file} does not hold this config's training data; {advice(self.path, 'epochs')}"
             )
         # test-to-train nearest-neighbour distances, L(P_n) of the Z_U test: fixed for the run
-        self.test_d, self.test_group = held_out_neighbours(
-            self.data.train_points, self.data.test_points, self.groups, c.neighbors
-        )
+        self.test_d, self.test_group = self.data.held_out_neighbours()  # on config.device for the torch search
         self.context = EpochContext(c, self.groups, self.locations, self.thresholds)
 
     def resume(self) -> None:
@@ -373,6 +376,7 @@ class _Run:
                 "resumed_from_epoch": self.start,
                 "wall_s_this_session": time.perf_counter() - self.t_run,
                 **{k: round(v, 3) for k, v in self.timings.items()},
+                **self.manifest_extra,
             },
         )
         return Results(self.path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from .graphs import GraphedSampler
 from .schedule import NoiseSchedule
 
 CHUNK = 1024  # points per member carried through all T steps at once
@@ -23,7 +24,9 @@ class _ForwardNetwork:
 
     def eps_at(self, x: torch.Tensor, t: int) -> torch.Tensor:
         steps = torch.full(x.shape[:2], t, dtype=torch.int64, device=x.device)
-        with torch.autocast(x.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32):
+        # cache_enabled=False: a CUDA graph may capture this (autocast's weight cache must be off then); the cache
+        # would not be reused anyway, every call opens a new autocast region
+        with torch.autocast(x.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32, cache_enabled=False):
             return self.model(x, steps).float()
 
 
@@ -35,12 +38,15 @@ def generate(
     generators: list[torch.Generator],
     chunk: int = CHUNK,
     precision: str = "fp32",
+    graph: bool = False,
 ) -> torch.Tensor:
     """Draw n samples per member. Returns (R, n, d) float32 on the model's device (d = model.dim).
 
     All noise is drawn up front per member (x_T, then z for t = 0..T-1), so the result does not
     depend on `chunk` and member r's samples depend only on its own generator. `precision`
     "bf16" runs the network's matrix products in bfloat16 (x itself and the update stay float32).
+    graph: run each chunk's T-step loop as a captured CUDA graph (memnb.models.graphs.GraphedSampler;
+    CUDA only, same noise, same arithmetic); False: the eager loop below, the reference.
     """
     if precision not in DTYPES:
         raise ValueError(f"precision {precision!r} is unknown; allowed: {' | '.join(DTYPES)}")
@@ -58,6 +64,12 @@ def generate(
         net = _ForwardNetwork(model, DTYPES[precision])
     a, b, s = (v.tolist() for v in (schedule.mean_coef_x, schedule.mean_coef_eps, schedule.posterior_std))
     out = torch.empty_like(x_T)
+    if graph:
+        sampler = GraphedSampler(net, (a, b, s), graph=True)
+        for lo in range(0, n, chunk):
+            hi = min(n, lo + chunk)
+            out[:, lo:hi] = sampler.run(x_T[:, lo:hi], z[:, :, lo:hi])
+        return out
     for lo in range(0, n, chunk):
         hi = min(n, lo + chunk)
         x = x_T[:, lo:hi].clone()
