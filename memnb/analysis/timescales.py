@@ -215,28 +215,32 @@ def repeat_times(
     )
 
 
-def scaling_table(times: pd.DataFrame, rng: np.random.Generator, n_bootstrap: int = 2000, level: float = 0.95):
-    """The log-log law of τ_mem in n, per dataset: one row each.
+def scaling_table(
+    times: pd.DataFrame, rng: np.random.Generator, n_bootstrap: int = 2000, level: float = 0.95, time: str = "tau_mem"
+) -> pd.DataFrame:
+    """The log-log law of a time scale (`time`: tau_mem, or tau_gen) in n, per dataset: one row each.
 
-    times: `repeat_times` rows with columns dataset and n (training-set size). Columns: dataset, a, alpha,
+    times: `repeat_times` rows with columns dataset and n (training-set size). Columns: dataset, time, a, alpha,
     alpha_low, alpha_high (`bootstrap_exponent`, level), n_timed, n_censored, n_values (distinct n with a timed
     repeat), n_off and n_last (`no_memorization_above`), bonnaire_linear_in_interval (whether α = 1 is inside).
     """
     rows = []
     for ds, t in times.groupby("dataset", sort=False, observed=True):
-        a, _ = loglog_fit(t.n, t.tau_mem)
-        alpha, lo, hi, _ = bootstrap_exponent(t.n.to_numpy(), t.tau_mem.to_numpy(), rng, n_bootstrap, level)
-        n_off, n_last = no_memorization_above(t.n.to_numpy(), t.tau_mem_censored.to_numpy())
+        cens = t[f"{time}_censored"].to_numpy(bool)
+        a, _ = loglog_fit(t.n, t[time])
+        alpha, lo, hi, _ = bootstrap_exponent(t.n.to_numpy(), t[time].to_numpy(), rng, n_bootstrap, level)
+        n_off, n_last = no_memorization_above(t.n.to_numpy(), cens)
         rows.append(
             {
                 "dataset": ds,
+                "time": time,
                 "a": a,
                 "alpha": alpha,
                 "alpha_low": lo,
                 "alpha_high": hi,
-                "n_timed": int((~t.tau_mem_censored).sum()),
-                "n_censored": int(t.tau_mem_censored.sum()),
-                "n_values": int(t.loc[~t.tau_mem_censored, "n"].nunique()),
+                "n_timed": int((~cens).sum()),
+                "n_censored": int(cens.sum()),
+                "n_values": int(t.loc[~cens, "n"].nunique()),
                 "n_off": n_off,
                 "n_last": n_last,
                 "bonnaire_linear_in_interval": bool(lo <= 1 <= hi) if not math.isnan(lo) else False,
