@@ -32,6 +32,18 @@ def test_tau_gen_is_the_first_epoch_below_factor_times_the_fresh_data_level():
         ts.tau_gen(EPOCHS, energy, 0.1, factor=-1)
 
 
+def test_tau_plateau_is_the_first_epoch_within_tol_of_the_runs_best():
+    energy = np.array([[1.0, 0.8, 0.55, 0.52, 0.5, 0.6], [np.nan] * 6, [1.0, 0.5, 2.0, 2.0, 2.0, 2.0]])
+    got = ts.tau_plateau(EPOCHS, energy, tol=0.1)  # < 0.55 first at epoch 10; the second row is unknown
+    np.testing.assert_array_equal(got, [10, np.nan, 1])
+    for r in (0, 2):
+        best = energy[r].min()
+        assert got[r] == next(e for e, v in zip(EPOCHS, energy[r]) if v < 1.1 * best)
+    assert ts.tau_plateau(EPOCHS, energy, tol=1.0)[0] == 1  # < 1.0: epoch 1 (0.8)
+    with pytest.raises(ValueError, match=r"tol = -0.1 is invalid"):
+        ts.tau_plateau(EPOCHS, energy, tol=-0.1)
+
+
 def test_tau_mem_pools_the_null_and_needs_the_margin_and_z_standard_errors():
     null = np.full((3, 6), 0.2)
     mem = np.array(
@@ -151,6 +163,9 @@ def test_repeat_times_from_tidy_frames():
     np.testing.assert_array_equal(t.tau_mem, [12, np.nan])
     assert t.tau_mem_censored.tolist() == [False, True] and t.horizon.tolist() == [400, 400]
     np.testing.assert_array_equal(t.window, [12 - 120, 400 - 120])
+    # the lowest energy is 1/101 at epoch 100; within 10% of it (< 0.0109) only at epoch 100
+    np.testing.assert_array_equal(t.tau_plateau, [400, 400])
+    np.testing.assert_array_equal(t.window_plateau, [12 - 400, 0])
     times = pd.DataFrame({"dataset": "moons", "n": np.repeat([64, 128, 256], 4)})
     rng = np.random.default_rng(0)
     times["tau_mem"] = times.n * np.exp(0.1 * rng.standard_normal(12))

@@ -58,6 +58,22 @@ def tau_gen(epochs, energy, reference, factor: float = 1.5) -> np.ndarray:
     return onset_epoch(epochs, factor * reference - energy, 0.0)
 
 
+def tau_plateau(epochs, energy, tol: float = 0.1) -> np.ndarray:
+    """First evaluated epoch at which energy < (1 + tol) * its lowest value over the run (NaN where all are NaN).
+
+    A second, run-relative τ_gen for models that never come within a factor of fresh data's distance (the
+    moons models: memnb's docs/applications.md): when the quality stops improving. energy: (..., E);
+    tol >= 0. `stats.onset_epoch` with excess = (1 + tol) * min(energy) - energy, margin 0 (so tol = 0 finds
+    no epoch: strictly below the minimum never happens).
+    """
+    if not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol >= 0):
+        raise ValueError(f"tol = {tol!r} is invalid; allowed: a finite number >= 0")
+    energy = np.asarray(energy, np.float64)
+    with np.errstate(invalid="ignore"):
+        best = np.nanmin(np.where(np.isnan(energy).all(axis=-1, keepdims=True), np.inf, energy), axis=-1, keepdims=True)
+    return onset_epoch(epochs, (1 + tol) * best - energy, 0.0)
+
+
 def tau_mem(epochs, memorized, null, n_generated, margin: float = 0.05, z: float = 3.0) -> np.ndarray:
     """First evaluated epoch at which the memorized share exceeds its pooled null by `margin` and z s.e. (NaN: never).
 
@@ -176,13 +192,15 @@ def repeat_times(
     factor: float = 1.5,
     margin: float = 0.05,
     z: float = 3.0,
+    plateau_tol: float = 0.1,
 ) -> pd.DataFrame:
-    """One row per repeat: tau_gen and tau_mem in epochs and steps (NaN: censored), and the window.
+    """One row per repeat: tau_gen, tau_plateau and tau_mem in epochs and steps (NaN: censored), and the windows.
 
     curves: `memorized_curves` rows; quality: `quality_by_epoch` rows (repeat, epoch, energy,
     energy_reference) at the same epochs; steps: steps per epoch. Columns: repeat, tau_gen_epoch,
     tau_mem_epoch, tau_gen, tau_mem (steps), tau_gen_censored, tau_mem_censored, horizon (steps),
-    window (steps; a lower bound where window_censored), final_memorized, final_null, final_energy_ratio.
+    window (steps; a lower bound where window_censored), tau_plateau (`tau_plateau`, steps), window_plateau
+    (tau_mem - tau_plateau, same censoring), final_memorized, final_null, final_energy_ratio.
     """
     mem = curves.pivot(index="repeat", columns="epoch", values="memorized")
     null = curves.pivot(index="repeat", columns="epoch", values="memorized_null")
@@ -194,8 +212,10 @@ def repeat_times(
     epochs = mem.columns.to_numpy(np.float64)
     t_mem = tau_mem(epochs, mem.to_numpy(), null.to_numpy(), ngen.to_numpy(), margin, z)
     t_gen = tau_gen(epochs, energy.to_numpy(), ref.to_numpy(), factor)
+    t_plat = tau_plateau(epochs, energy.to_numpy(), plateau_tol)
     horizon = float(epochs[-1] * steps)
     window, wcens = generalization_window(t_gen * steps, t_mem * steps, horizon)
+    wplat, pcens = generalization_window(t_plat * steps, t_mem * steps, horizon)
     return pd.DataFrame(
         {
             "repeat": mem.index.to_numpy(),
@@ -208,6 +228,10 @@ def repeat_times(
             "horizon": horizon,
             "window": window,
             "window_censored": wcens,
+            "tau_plateau": t_plat * steps,
+            "tau_plateau_censored": np.isnan(t_plat),
+            "window_plateau": wplat,
+            "window_plateau_censored": pcens,
             "final_memorized": mem.to_numpy()[:, -1],
             "final_null": null.to_numpy().mean(axis=1),
             "final_energy_ratio": energy.to_numpy()[:, -1] / ref.to_numpy(),

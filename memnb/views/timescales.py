@@ -129,10 +129,11 @@ def plot_cells(cells: pd.DataFrame, value: str = "out_minus_inl"):
 def plot_quality_memorization(trajectories: pd.DataFrame, marks: pd.DataFrame):
     """Quality against memorization: per run (mean over repeats) the energy distance to held-out data over the
     fresh-data level (x, log) against the train-only memorized share minus its null (y), the optimizer step
-    as colour; τ_gen (x) and τ_mem (diamond) of each run marked at their median step.
+    as colour; τ_gen (x), the quality plateau (open circle) and τ_mem (diamond) of each run marked at the
+    evaluated epoch nearest their median.
 
     trajectories: rows run, label, step, energy_ratio, excess (one per run x evaluated epoch, means over
-    repeats); marks: rows run, label, kind (tau_gen | tau_mem), energy_ratio, excess.
+    repeats); marks: rows run, label, kind (tau_gen | tau_plateau | tau_mem), energy_ratio, excess.
     """
     import plotly.graph_objects as go
 
@@ -163,7 +164,8 @@ def plot_quality_memorization(trajectories: pd.DataFrame, marks: pd.DataFrame):
                 hovertext=[f"{t.label.iloc[0]}: step {s:.0f}" for s in t.step],
             )
         )
-    for kind, symbol in (("tau_gen", "x"), ("tau_mem", "diamond")):
+    names = {"tau_gen": "τ_gen (median)", "tau_plateau": "quality plateau (median)", "tau_mem": "τ_mem (median)"}
+    for kind, symbol in (("tau_gen", "x"), ("tau_plateau", "circle-open"), ("tau_mem", "diamond")):
         m = marks[marks.kind == kind]
         if len(m):
             fig.add_trace(
@@ -171,7 +173,7 @@ def plot_quality_memorization(trajectories: pd.DataFrame, marks: pd.DataFrame):
                     x=m.energy_ratio,
                     y=m.excess,
                     mode="markers",
-                    name="τ_gen (median)" if kind == "tau_gen" else "τ_mem (median)",
+                    name=names[kind],
                     marker=dict(symbol=symbol, size=11, color="black"),
                     hovertext=m.label,
                 )

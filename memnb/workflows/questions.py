@@ -73,6 +73,7 @@ FULL: dict[str, Any] = dict(
     learning_rates=[1e-4, 3e-4, 1e-3, 3e-3],
     batch_sizes=[8, 32, 128],
     factor=1.5,
+    plateau_tol=0.1,
     margin=0.05,
     z=3.0,
     n_bootstrap=2000,
@@ -85,9 +86,9 @@ LAPTOP: dict[str, Any] = dict(
     horizon_per_point=0,
     n_evals=16,
     cells_n_base=64,
-    widths=[32, 128, 512],
+    widths=[32, 512],
     depths=[1, 3],
-    learning_rates=[3e-4, 1e-3, 3e-3],
+    learning_rates=[1e-3, 3e-3],
     batch_sizes=[8, 32],
 )
 SMOKE: dict[str, Any] = dict(
@@ -294,7 +295,7 @@ def analyse_run(res: Results, params: Mapping[str, Any], factor: str) -> dict[st
     c = res.config
     curves = memorized_curves(res.table(), CRITERION, c.train_ratio)
     quality = quality_by_epoch(res, params["seed"])
-    times = repeat_times(curves, quality, steps, params["factor"], params["margin"], params["z"])
+    times = repeat_times(curves, quality, steps, params["factor"], params["margin"], params["z"], params["plateau_tol"])
     times = times.assign(**info)
     group = timings([res], (Variant(CRITERION),), margin=params["margin"], z=params["z"])
     group = _in_steps(group, steps)
@@ -318,8 +319,8 @@ def analyse_run(res: Results, params: Mapping[str, Any], factor: str) -> dict[st
     label = f"{c.dataset} n={c.n_train}" if factor == "part1" else _cell_label(c)
     mean = mean.assign(run=info["run"], label=label, step=mean.epoch * steps, part=factor)
     marks = []
-    for kind in ("tau_gen", "tau_mem"):
-        med = times[f"{kind}_epoch"].median()
+    for kind in ("tau_gen", "tau_plateau", "tau_mem"):
+        med = (times[kind] / steps).median()
         if np.isfinite(med):
             k = int(np.argmin(np.abs(mean.epoch.to_numpy() - med)))
             marks.append(
@@ -371,6 +372,7 @@ def answer(
         [
             scaling_table(part1, rng, params["n_bootstrap"], 1 - params["alpha"], time="tau_mem"),
             scaling_table(part1, rng, params["n_bootstrap"], 1 - params["alpha"], time="tau_gen"),
+            scaling_table(part1, rng, params["n_bootstrap"], 1 - params["alpha"], time="tau_plateau"),
         ],
         ignore_index=True,
     )
@@ -401,6 +403,9 @@ def window_table(times: pd.DataFrame) -> pd.DataFrame:
                 "tau_mem_censored": int(t.tau_mem_censored.sum()),
                 "window_median": t.window.median(),
                 "window_censored": int(t.window_censored.sum()),
+                "tau_plateau_median": t.tau_plateau.median(),
+                "window_plateau_median": t.window_plateau.median(),
+                "window_plateau_censored": int(t.window_plateau_censored.sum()),
                 "final_memorized": t.final_memorized.mean(),
                 "final_null": t.final_null.mean(),
                 "final_energy_ratio": t.final_energy_ratio.mean(),
@@ -463,6 +468,11 @@ def readable(a: Answer) -> dict[str, pd.DataFrame]:
                 f"{'≥ ' if k * 2 >= r else ''}{v:.0f} ({k})" if np.isfinite(v) else "n/a"
                 for v, k, r in zip(w.window_median, w.window_censored, w.n_repeats)
             ],
+            "tau_plateau median": w.tau_plateau_median.map(lambda v: f"{v:.0f}" if np.isfinite(v) else "n/a"),
+            "plateau window median": [
+                f"{'≥ ' if k * 2 >= r else ''}{v:.0f} ({k})" if np.isfinite(v) else "n/a"
+                for v, k, r in zip(w.window_plateau_median, w.window_plateau_censored, w.n_repeats)
+            ],
             "final memorized / null": [f"{m:.3f} / {q:.3f}" for m, q in zip(w.final_memorized, w.final_null)],
             "final D / D_fresh": w.final_energy_ratio.round(2),
         }
@@ -516,6 +526,13 @@ def summary_text(a: Answer) -> str:
             + (" (lower bound)" if r.window_censored * 2 >= r.n_repeats else "")
             for r in w.itertuples()
             if np.isfinite(r.window_median)
+        )
+        + "; tau_mem - tau_plateau: "
+        + "; ".join(
+            f"{r.dataset} n={r.n}: {r.window_plateau_median:.0f}"
+            + (" (lower bound)" if r.window_plateau_censored * 2 >= r.n_repeats else "")
+            for r in w.itertuples()
+            if np.isfinite(r.window_plateau_median)
         )
         + "."
     )
