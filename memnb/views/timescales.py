@@ -180,5 +180,9 @@ def plot_quality_memorization(trajectories: pd.DataFrame, marks: pd.DataFrame):
             )
     fig.update_xaxes(type="log", title_text="energy distance to held-out data / fresh-data level")
     fig.update_yaxes(title_text="train-only memorized share − null")
-    fig.update_layout(title="Quality against memorization over training (one curve per run)", height=480)
+    fig.update_layout(
+        title="Quality against memorization over training (one curve per run)",
+        height=640,
+        legend=dict(orientation="h", yanchor="top", y=-0.18, x=0),
+    )
     return fig
