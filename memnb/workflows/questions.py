@@ -21,8 +21,9 @@ near-duplicates each `injected_share` of the base points (at least 2), batch 32 
 `seed`, device cpu.
 
 Profiles (memnb's vocabulary, `profiles.PROFILES`; ``full`` = ``paper``): ``paper`` = `FULL`, the issue's
-grids (CPU-days; not run on the project's 2-core machine); ``laptop`` = `LAPTOP`, about 15 minutes on 2
-cores; ``smoke`` = `SMOKE`, seconds (CI). `make figures` does not run this (too long).
+grids (about half a day to a day of the project's 2-core machine; not run); ``laptop`` = `LAPTOP`, 15 runs,
+measured 43 minutes on the shared 2-core machine (the issue asked for about 15: see docs/questions.md); ``smoke`` =
+`SMOKE`, seconds (CI). `make figures` does not run this (too long).
 """
 
 from __future__ import annotations
