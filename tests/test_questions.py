@@ -161,3 +161,15 @@ def test_notebook_runs_at_the_smoke_profile(tmp_path):
     assert (tmp_path / "out" / "tables.md").exists() and (tmp_path / "out" / "questions.html").exists()
     with pytest.raises(pm.PapermillExecutionError, match=r"'size' \(did you mean 'sizes'\?\)"):
         pm.execute_notebook(str(NOTEBOOK), str(tmp_path / "bad.ipynb"), parameters={"size": [1]}, kernel_name="python3")
+
+
+def test_a_sweep_of_linear_and_log_schedules_keeps_n_evals_an_integer_column(tmp_path):
+    from memnb import ExperimentConfig
+    from memnb.core.storage import write_parquet
+    from memnb.workflows.sweep import config_frame
+
+    configs = [ExperimentConfig(), ExperimentConfig(eval_schedule="log", n_evals=5)]
+    write_parquet(tmp_path / "c.parquet", config_frame(configs))
+    back = pd.read_parquet(tmp_path / "c.parquet")
+    assert str(back.n_evals.dtype) == "Int64" and back.n_evals.isna().tolist() == [True, False]
+    assert ExperimentConfig.from_dict({**configs[1].to_dict(), "n_evals": int(back.n_evals[1])}) == configs[1]
