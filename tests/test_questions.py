@@ -173,3 +173,19 @@ def test_a_sweep_of_linear_and_log_schedules_keeps_n_evals_an_integer_column(tmp
     back = pd.read_parquet(tmp_path / "c.parquet")
     assert str(back.n_evals.dtype) == "Int64" and back.n_evals.isna().tolist() == [True, False]
     assert ExperimentConfig.from_dict({**configs[1].to_dict(), "n_evals": int(back.n_evals[1])}) == configs[1]
+
+
+def test_a_log_schedule_run_evaluates_exactly_its_epochs_and_is_reused(tmp_path):
+    from memnb import ExperimentConfig, run_experiment
+    from memnb.analysis.sanity import sanity_problems
+
+    c = ExperimentConfig(
+        n_base=40, n_outliers=2, n_duplicates=2, epochs=30, eval_schedule="log", n_evals=4, n_repeats=1, device="cpu"
+    )
+    assert c.eval_epochs == (0, 1, 3, 10, 30)
+    res = run_experiment(c, tmp_path, progress=False)
+    assert list(res.evaluated_epochs) == [0, 1, 3, 10, 30] and res.complete
+    problems = [p for p in sanity_problems(res.table(), c) if "epoch" in p]
+    assert problems == []  # the sanity check compares the stored epochs with config.eval_epochs
+    again = run_experiment(c, tmp_path, progress=False)  # a finished run is loaded, not trained again
+    assert again.path == res.path and list(again.evaluated_epochs) == [0, 1, 3, 10, 30]
