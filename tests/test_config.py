@@ -101,3 +101,41 @@ def test_matched_test_set_sizes_follow_training_proportions():
     base = c.replace(test_set="base")
     assert (base.n_test_outliers, base.n_test_duplicates, base.n_test_points) == (0, 0, 1000)
     assert c.fingerprint() != base.fingerprint()
+
+
+def test_log_spaced_evaluation_epochs():
+    """eval_schedule="log": 0, round(geomspace(1, epochs, n_evals)) without repeats, and the end."""
+    import numpy as np
+
+    c = ExperimentConfig(epochs=1000, eval_schedule="log", n_evals=4)
+    assert c.eval_epochs == (0, 1, 10, 100, 1000)
+    c = ExperimentConfig(epochs=3000, eval_schedule="log", n_evals=12)
+    expected = sorted({0, *np.round(np.geomspace(1, 3000, 12)).astype(int).tolist(), 3000})
+    assert list(c.eval_epochs) == expected and len(expected) == 13
+    few = ExperimentConfig(epochs=5, eval_schedule="log", n_evals=20)  # rounding merges duplicates
+    assert few.eval_epochs == (0, 1, 2, 3, 4, 5)
+    assert ExperimentConfig(epochs=7, eval_schedule="log", n_evals=1).eval_epochs == (0, 7)
+    assert ExperimentConfig(epochs=0, eval_schedule="log", n_evals=3).eval_epochs == (0,)
+    assert ExperimentConfig(epochs=10, eval_every=4).eval_epochs == (0, 4, 8, 10)  # linear, unchanged
+
+
+def test_the_evaluation_schedule_is_validated_and_leaves_old_run_names_alone():
+    with pytest.raises(ValueError, match=r"'eval_schedule' = 'geometric' is invalid; allowed: linear \| log"):
+        ExperimentConfig(eval_schedule="geometric")
+    with pytest.raises(ValueError, match=r"'n_evals' = None is invalid; allowed: an integer >= 1"):
+        ExperimentConfig(eval_schedule="log")
+    with pytest.raises(ValueError, match=r"'n_evals' = 0 is invalid; allowed: an integer >= 1"):
+        ExperimentConfig(eval_schedule="log", n_evals=0)
+    with pytest.raises(ValueError, match=r"'n_evals' = 5 is invalid; allowed: None with eval_schedule=\"linear\""):
+        ExperimentConfig(n_evals=5)
+    base = ExperimentConfig()
+    d = base.to_dict()
+    del d["eval_schedule"], d["n_evals"]  # a config.json written before the fields existed
+    assert ExperimentConfig.from_dict(d) == base
+    old = {k: v for k, v in base.to_dict().items() if k not in ("eval_schedule", "n_evals")}
+    old = {k: v for k, v in old.items() if k not in ("denoiser", "dim", "injection", "watermark", "n_null")}
+    import hashlib
+
+    assert base.fingerprint() == hashlib.sha256(json.dumps(old, sort_keys=True).encode()).hexdigest()[:10]
+    log = base.replace(eval_schedule="log", n_evals=10)
+    assert log.fingerprint() != base.fingerprint() != log.replace(n_evals=11).fingerprint()

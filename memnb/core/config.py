@@ -37,9 +37,14 @@ ADDED_FIELDS = {
     "injection": lambda c: c.injection == "cluster",
     "watermark": lambda c: c.watermark == "corner",
     "n_null": lambda c: c.n_null is None,
+    "eval_schedule": lambda c: c.eval_schedule == "linear",
+    "n_evals": lambda c: c.n_evals is None,
 }
 INJECTIONS = ("cluster", "watermark")  # the outlier group: the paper's cluster, or watermarked copies (images)
 WATERMARKS = ("corner", "stroke")  # a bright 2x2 block in the top-left corner, or a bright diagonal stroke
+# "linear": evaluate at 0, every `eval_every` epochs and at the end (the paper's, eval_every = 1). "log": at 0, at
+# `n_evals` epochs log-spaced from 1 to `epochs` (rounded, duplicates merged) and at the end; eval_every is unused.
+EVAL_SCHEDULES = ("linear", "log")
 NEIGHBOR_AUTO_MAX_DIM = 3  # neighbors="auto": the k-d tree up to this d, FAISS above (docs/performance.md)
 
 
@@ -80,6 +85,8 @@ class ExperimentConfig:
     beta_end: float = 0.02
     # protocol and metric
     eval_every: int = 1
+    eval_schedule: str = "linear"  # linear: every eval_every epochs | log: n_evals log-spaced epochs (EVAL_SCHEDULES)
+    n_evals: int | None = None  # eval_schedule="log": how many log-spaced epochs from 1 to epochs; None for "linear"
     n_generate: int | None = None
     ratio: float = 1.5  # paper's criterion: memorized iff d_test >= ratio * d_train
     train_ratio: float = 3.0  # train-only criterion: memorized iff d2 > train_ratio * d1 (d1/d2 < 1/3)
@@ -167,7 +174,15 @@ class ExperimentConfig:
 
     @property
     def eval_epochs(self) -> tuple[int, ...]:
-        """Epochs at whose start samples are drawn: 0 (untrained), every `eval_every`, and the end."""
+        """Epochs at whose start samples are drawn: 0 (untrained), every `eval_every` (eval_schedule "linear") or
+        `n_evals` epochs log-spaced from 1 to `epochs` (round(geomspace(1, epochs, n_evals)), duplicates merged;
+        "log"), and the end. Increasing, without repeats."""
+        if self.eval_schedule == "log":
+            if self.epochs == 0:
+                return (0,)
+            n = self.n_evals
+            ep = [round(self.epochs ** (i / (n - 1))) for i in range(n)] if n > 1 else [self.epochs]
+            return tuple(sorted({0, *ep, self.epochs}))
         ep = list(range(0, self.epochs, self.eval_every))
         return tuple(ep + [self.epochs])
 
@@ -319,6 +334,11 @@ def _validate(c: ExperimentConfig) -> None:
     integer("embedding_size", 4)
     integer("num_timesteps", 1)
     integer("eval_every", 1)
+    choice("eval_schedule", EVAL_SCHEDULES)
+    if c.eval_schedule == "log":
+        integer("n_evals", 1)
+    elif c.n_evals is not None:
+        _fail("n_evals", c.n_evals, 'None with eval_schedule="linear" (eval_every sets its epochs; "log" uses n_evals)')
     integer("n_repeats", 1)
     integer("seed", 0)
     if c.dataset in DATASETS and c.denoiser in DENOISERS:

@@ -41,6 +41,8 @@ def _field_comments() -> dict[str, str]:
         "denoiser": " | ".join(DENOISERS.names()),
         "epochs": "training epochs",
         "eval_every": "samples drawn every k epochs (1: every epoch, the paper's)",
+        "eval_schedule": "linear: every eval_every epochs | log: n_evals log-spaced epochs",
+        "n_evals": "None with linear; with log: how many log-spaced epochs",
         "n_generate": "None: the training-set size (the paper's)",
         "ratio": "the paper criterion: memorized iff d_test is at least ratio times d_train",
         "train_ratio": "train-only criterion: memorized iff d2 > train_ratio * d1",
