@@ -18,7 +18,7 @@
 Runs go through the sweep engine (`memnb.workflows.sweep.run_sweep`, serial executor by default), so
 stored runs are reused and interrupted ones resumed. Every run: `test_set="matched"`, outliers and
 near-duplicates each `injected_share` of the base points (at least 2), batch 32 unless varied, seed
-`seed`, device cpu.
+`seed`, device auto (CUDA when there is one: the same numbers up to floating-point order, other run names).
 
 Profiles (memnb's vocabulary, `profiles.PROFILES`; ``full`` = ``paper``): ``paper`` = `FULL`, the issue's
 grids (about half a day to a day of the project's 2-core machine; not run); ``laptop`` = `LAPTOP`, 15 runs,
@@ -178,7 +178,6 @@ def _config(params: Mapping[str, Any], dataset: str, n_base: int, steps: int, **
         n_repeats=params["n_repeats"],
         seed=params["seed"],
         test_set="matched",
-        device="cpu",
         **{"batch_size": BATCH, **changes},
     )
 
