@@ -24,8 +24,10 @@ Steps, in order, each inside the budget (seconds from this script's start; defau
 Writes under --out (the `run` tool brings back at most 8 files of 16 MiB each): ``gpu-timings.json``
 (card, driver, torch, CUDA, per figure: status "complete" or "extrapolated", wall seconds, the
 train / generate / search shares from the runs' manifests), ``gpu-tests.log``, ``gpu-bench.json`` and
-ONE archive ``gpu-runs.tar.gz`` of every figure run's table.parquet, zu.parquet, loss.parquet,
-manifest.json and config.json (split into ``.partNN`` pieces of at most PART_BYTES if larger).
+ONE archive ``gpu-runs.tar.gz`` of tables-only copies of every figure run (table.parquet, zu.parquet,
+loss.parquet, manifest.json and config.json: memnb.experiment.archive), split into ``.partNN`` pieces of at
+most PART_BYTES if larger; ``python -m memnb.experiment.archive unpack gpu-runs.tar.gz`` puts them under
+outputs/runs here, where ``make figures PROFILE=paper`` renders them.
 ``--tiny`` shrinks every configuration to seconds (the dry run); it needs no GPU.
 """
 
@@ -39,14 +41,12 @@ import platform
 import shutil
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the checkout's memnb, installed or not
 
-ARCHIVED = ("table.parquet", "zu.parquet", "loss.parquet", "manifest.json", "config.json")
 PART_BYTES = 15 * 2**20  # below the 16 MiB that comes back per file
 SAFETY = 1.25  # a full run starts only if SAFETY x its estimate fits the time left
 RESERVE_S = 20.0  # kept at the end for the archive and the report
@@ -172,7 +172,9 @@ def figure_configs(device: str, tiny: bool) -> dict:
             c = c.replace(
                 n_base=paper.n_base // 100, n_outliers=injected, n_duplicates=injected, epochs=2 if n == 4 else 3
             )
-        out[n] = c.replace(device=device)
+        # on CUDA the config keeps device "auto" (CUDA there): the runs are then named as those of
+        # `make figures PROFILE=paper`, and the archive unpacked here is what the figure notebooks find
+        out[n] = c if device == "cuda" else c.replace(device=device)
     return out
 
 
@@ -288,23 +290,11 @@ def run_figures(configs: dict, runs: Path, clock: Clock, continue_runs: bool = F
 
 
 def archive(dirs: list, out: Path, runs: Path) -> list[str]:
-    """ONE tar.gz of the tidy tables of `dirs` (ARCHIVED files), split into .partNN pieces above PART_BYTES."""
-    target = out / "gpu-runs.tar.gz"
-    with tarfile.open(target, "w:gz") as tar:
-        for d in dirs:
-            for name in ARCHIVED:
-                if (d / name).exists():
-                    tar.add(d / name, arcname=f"{d.relative_to(runs)}/{name}")
-    if target.stat().st_size <= PART_BYTES:
-        return [target.name]
-    parts = []
-    with open(target, "rb") as f:
-        for i, chunk in enumerate(iter(lambda: f.read(PART_BYTES), b"")):
-            part = out / f"{target.name}.part{i:02d}"
-            part.write_bytes(chunk)
-            parts.append(part.name)
-    target.unlink()
-    return parts  # cat gpu-runs.tar.gz.part* > gpu-runs.tar.gz
+    """ONE tar.gz of tables-only copies of `dirs` (memnb.experiment.archive.pack: its TABLE_FILES, a manifest saying
+    so), split into .partNN pieces above PART_BYTES. Here: python -m memnb.experiment.archive unpack <it>."""
+    from memnb.experiment.archive import pack
+
+    return [f.name for f in pack(dirs, out / "gpu-runs.tar.gz", PART_BYTES)]
 
 
 def main(argv=None) -> dict:
@@ -324,6 +314,10 @@ def main(argv=None) -> dict:
     )
     p.add_argument("--neighbors", default=None, help="the figures' search backend (torch: exact, on the GPU)")
     a = p.parse_args(argv)
+    import torch
+
+    if a.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch sees no CUDA device here; allowed: a GPU machine, or --device cpu")
     clock = Clock(a.budget_s)
     out, runs = Path(a.out), Path(a.runs)
     out.mkdir(parents=True, exist_ok=True)

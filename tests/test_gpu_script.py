@@ -60,20 +60,25 @@ def test_dry_run_without_pytest_or_optional_packages_writes_report_and_one_archi
         )
     assert r["archive"] == ["gpu-runs.tar.gz"] and len(list(out.iterdir())) <= 8
     with tarfile.open(out / "gpu-runs.tar.gz") as tar:
-        names = sorted(tar.getnames())
-        runs_in = sorted({n.split("/")[0] for n in names})
-        assert runs_in == sorted(rec["run"] for rec in r["figures"].values())
-        assert len(names) == 2 * 5 and {n.split("/")[1] for n in names} == {
-            "table.parquet",
-            "zu.parquet",
-            "loss.parquet",
-            "manifest.json",
-            "config.json",
-        }
-        tar.extractall(tmp_path / "unpacked", filter="data")
-    for run in runs_in:
-        a, b = (pd.read_parquet(d / run / "table.parquet") for d in (runs, tmp_path / "unpacked"))
-        pd.testing.assert_frame_equal(a, b)
+        files = sorted(n for n in tar.getnames() if "/" in n)
+    runs_in = sorted({n.split("/")[0] for n in files})
+    assert runs_in == sorted(rec["run"] for rec in r["figures"].values())
+    from memnb import run_experiment
+    from memnb.experiment.archive import TABLE_FILES, unpack
+
+    assert {n.split("/")[1] for n in files} == set(TABLE_FILES) and len(files) == 2 * len(TABLE_FILES)
+    # here: the tables-only copies open, and run_experiment with the same config returns them as they are
+    from memnb.experiment.results import Results, TablesOnlyError
+
+    for path in unpack(out / "gpu-runs.tar.gz", tmp_path / "here"):
+        copy, full = Results(path), Results(runs / path.name)
+        assert copy.tables_only and copy.complete and copy.evaluated_epochs == full.evaluated_epochs
+        pd.testing.assert_frame_equal(copy.table(), full.table())
+        pd.testing.assert_frame_equal(copy.zu(), full.zu())
+        pd.testing.assert_frame_equal(copy.loss(), full.loss())
+        assert run_experiment(copy.config, tmp_path / "here", progress=False).table().equals(full.table())
+        with pytest.raises(TablesOnlyError, match="per-sample arrays"):
+            copy.rates_at("paper", 2.2)
 
 
 def test_figures_that_do_not_fit_the_budget_are_extrapolated_from_the_calibration(tmp_path, monkeypatch):

@@ -61,6 +61,8 @@ from .tabulate import (
 __all__ = [
     "Results",
     "RateGrid",
+    "TableGrid",
+    "TablesOnlyError",
     "CorruptRunError",
     "TABLE_COLUMNS",
     "ZU_COLUMNS",
@@ -70,6 +72,11 @@ __all__ = [
     "table_thresholds",
     "summarize",
 ]
+
+
+class TablesOnlyError(ValueError):
+    """The run holds its tables only (a copy brought back from another machine: memnb.experiment.archive); what needs
+    the per-sample arrays (epoch files, data.npz) is unavailable here."""
 
 
 def epoch_file(path: Path, epoch: int) -> Path:
@@ -261,18 +268,35 @@ class Results:
         return bool(self.manifest.get("complete"))
 
     @property
+    def tables_only(self) -> bool:
+        """Whether this is a tables-only copy (memnb.experiment.archive): tables, config and manifest, no epoch files."""
+        return bool(self.manifest.get("tables_only"))
+
+    def _per_sample(self, what: str) -> None:
+        if self.tables_only:
+            m = self.manifest
+            raise TablesOnlyError(
+                f"{self.path} holds the tables of a run made on {m.get('made_on', 'another machine')} only; {what} "
+                "needs its per-sample arrays (epoch files, data.npz), which stayed there: use the tables "
+                "(table(), zu(), loss()) or open the full run on that machine"
+            )
+
+    @property
     def stopped_at_epoch(self) -> int | None:
         """The epoch at which a callback stopped this run (None: not stopped; see memnb.early_stopping)."""
         return self.manifest.get("stopped_at_epoch")
 
     @property
     def evaluated_epochs(self) -> list[int]:
+        if self.tables_only:
+            return [int(e) for e in self.manifest.get("evaluated_epochs", [])]
         listed = [n for n in self.records if n.startswith("epochs/")]
         files = listed or [f.name for f in (self.path / "epochs").glob("epoch_*.npz")]
         return sorted(int(Path(f).stem.split("_")[1]) for f in files)
 
     @cached_property
     def data(self) -> dict[str, np.ndarray]:
+        self._per_sample("the training data")
         f = self.path / "data.npz"
         if not f.exists():
             raise CorruptRunError(f"{f} is missing; {advice(self.path, 'data.npz')}")
@@ -285,6 +309,7 @@ class Results:
 
     def epoch_arrays(self, epoch: int) -> dict[str, np.ndarray]:
         """Stored arrays of evaluated `epoch` (see the module docstring for names and shapes)."""
+        self._per_sample(f"epoch {epoch}'s arrays")
         f = epoch_file(self.path, epoch)
         if not f.exists():
             if epoch in self.evaluated_epochs:
@@ -297,7 +322,7 @@ class Results:
     def table(self) -> pd.DataFrame:
         """The tidy results table (complete runs read table.parquet; partial runs assemble what exists)."""
         f = self.path / "table.parquet"
-        if self.complete and f.exists():
+        if (self.complete or self.tables_only) and f.exists():
             return self._read_parquet(f)
         return self.assemble_table()
 
@@ -347,7 +372,7 @@ class Results:
         from the stored d1 and index where an epoch file has no ``zu`` (runs written before it existed).
         """
         f = self.path / "zu.parquet"
-        if self.complete and f.exists():
+        if (self.complete or self.tables_only) and f.exists():
             return self._read_parquet(f)
         return self.assemble_zu()
 
@@ -375,6 +400,7 @@ class Results:
         Same columns as table(), for one criterion and threshold.
         """
         CRITERIA.get(criterion)  # a clear error for an unknown criterion
+        self._per_sample(f"rates at threshold {threshold}")
         if (
             isinstance(threshold, bool)
             or not isinstance(threshold, numbers.Real)
@@ -423,6 +449,7 @@ class RateGrid:
     """
 
     def __init__(self, results: Results, thresholds=None, progress: bool = False):
+        results._per_sample("the rates at every threshold of a grid (RateGrid; TableGrid reads the table's)")
         self.results = results
         self.config = results.config
         grid = SLIDER_THRESHOLDS if thresholds is None else np.asarray(thresholds, np.float64)
@@ -494,3 +521,34 @@ class RateGrid:
                 "n_group_points": self.group_sizes[rr, gg],
             }
         )
+
+
+class TableGrid:
+    """RateGrid's interface read from the stored table: its thresholds only (a tables-only run has nothing else).
+
+    `rates(criterion, threshold)` gives the table's rows at one of the table's thresholds, with RateGrid's columns
+    and order; `nearest(threshold)` the table threshold closest to any other.
+    """
+
+    def __init__(self, results: Results):
+        self.results, self.config = results, results.config
+        self.table = t = results.table()
+        self.thresholds = np.unique(t.threshold.to_numpy(np.float64))
+        self.epochs = np.unique(t.epoch.to_numpy(np.int64))
+        self.repeats = np.unique(t.repeat.to_numpy(np.int64))
+
+    def nearest(self, threshold: float) -> float:
+        return float(self.thresholds[int(np.argmin(np.abs(self.thresholds - threshold)))])
+
+    def threshold_index(self, threshold: float) -> int:
+        k = int(np.argmin(np.abs(self.thresholds - threshold)))
+        if not np.isclose(self.thresholds[k], threshold, rtol=0, atol=1e-9):
+            raise ValueError(f"threshold {threshold} is not one of the table's {self.thresholds.tolist()}")
+        return k
+
+    def rates(self, criterion: str, threshold: float) -> pd.DataFrame:
+        CRITERIA.get(criterion)
+        k = self.thresholds[self.threshold_index(threshold)]
+        t = self.table
+        rows = t[(t.criterion == criterion) & (t.threshold == k)]
+        return rows.sort_values(["repeat", "epoch", "group"], ignore_index=True)

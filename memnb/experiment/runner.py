@@ -39,7 +39,7 @@ from ..core.storage import (
 from ..models.ensemble import Ensemble
 from .repeats import RepeatData
 from .replay import first_stop, notify
-from .results import REPAIRED_BY_RUNNER, Results, advice, epoch_file, load_npz, read_config
+from .results import REPAIRED_BY_RUNNER, Results, TablesOnlyError, advice, epoch_file, load_npz, read_config
 from .tabulate import data_copying, summarize, summary_at, table_thresholds
 
 # Longest stretch of training (seconds) that an interruption may cost, between evaluated epochs.
@@ -525,6 +525,15 @@ def _run_locked(config: ExperimentConfig, path: Path, progress: bool, callbacks:
     for tmp in stale_temporaries(path):  # left by a write that a kill interrupted; this process holds the run
         tmp.unlink()
     results = open_run(path, config)
+    if results.tables_only:  # a copy of a run made elsewhere (memnb.experiment.archive): returned, never trained on
+        if not results.complete:
+            raise TablesOnlyError(
+                f"{path} is a tables-only copy of a partial run (made on {results.manifest.get('made_on')}): it "
+                "cannot be resumed here (no checkpoint, no epoch files); resume it there, or delete the copy to run "
+                "the config here from the start"
+            )
+        results.verify(checksums=False)
+        return results
     if results.manifest.get("files") is not None or results.complete:
         results = repair(results, config)
     if results.complete:

@@ -25,7 +25,7 @@ import plotly.graph_objects as go
 
 from ..core.registry import CRITERIA
 from ..core.storage import CorruptRunError
-from ..experiment.results import RateGrid, Results
+from ..experiment.results import RateGrid, Results, TableGrid
 from ..metric.null import analytic_null, chance_level
 from . import figures as plots
 
@@ -70,7 +70,9 @@ class Explorer:
         self.config = c = self.results.config
         if not self.results.evaluated_epochs:
             raise ValueError(f"{self.results.path} has no evaluated epoch yet: nothing to explore")
-        self.grid = grid if grid is not None else RateGrid(self.results, progress=progress)
+        if grid is None:  # a tables-only copy (memnb.experiment.archive): the table's thresholds, nothing between
+            grid = TableGrid(self.results) if self.results.tables_only else RateGrid(self.results, progress=progress)
+        self.grid = grid
         self.title = title or run_title(c)
         epochs = [int(e) for e in self.grid.epochs]
         style = {"description_width": "110px"}
@@ -141,6 +143,8 @@ class Explorer:
         try:
             return self.grid.rates(self.criterion.value, k)
         except ValueError:  # a value off the grid (e.g. set programmatically): recompute from the distances
+            if isinstance(self.grid, TableGrid):  # nothing to recompute from: the table's nearest threshold
+                return self.grid.rates(self.criterion.value, self.grid.nearest(k))
             return self.results.rates_at(self.criterion.value, k)
 
     def _chance(self) -> float | None:
@@ -197,9 +201,16 @@ class Explorer:
                 r"(<th[^>]*>)([^<]*)(</th>)", lambda m: m[1] + m[2].replace("_", "_<wbr>") + m[3], table_html
             )
         self.last_redraw_s = time.perf_counter() - t0
+        source = "stored arrays"
+        if isinstance(self.grid, TableGrid):
+            k_shown = self.grid.nearest(self._threshold())
+            source = (
+                f"the table at k = {k_shown:g} (a tables-only copy: only the table's thresholds "
+                f"{', '.join(f'{v:g}' for v in self.grid.thresholds)})"
+            )
         self.status.value = (
             f"<small>k = {self._threshold():.2f}, {len(shown)} repeat(s), epochs {lo}-{hi}; "
-            f"redrawn in {1000 * self.last_redraw_s:.0f} ms from stored arrays</small>"
+            f"redrawn in {1000 * self.last_redraw_s:.0f} ms from {source}</small>"
         )
         return self.last_redraw_s
 
