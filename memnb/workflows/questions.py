@@ -519,22 +519,18 @@ def summary_text(a: Answer) -> str:
         f"cells {_counts(c[c.factor == 'training'].verdict)}: the ordering depends on {a.dependence}."
     )
     w = t["windows"]
+
+    def medians(column: str) -> str:  # "moons n=76: 2783; ..." with "(lower bound)" where most repeats are censored
+        return "; ".join(
+            f"{r.dataset} n={r.n}: {getattr(r, column + '_median'):.0f}"
+            + (" (lower bound)" if getattr(r, column + "_censored") * 2 >= r.n_repeats else "")
+            for r in w.itertuples()
+            if np.isfinite(getattr(r, column + "_median"))
+        )
+
     paras.append(
-        "Q3 window tau_mem - tau_gen (median steps): "
-        + "; ".join(
-            f"{r.dataset} n={r.n}: {r.window_median:.0f}"
-            + (" (lower bound)" if r.window_censored * 2 >= r.n_repeats else "")
-            for r in w.itertuples()
-            if np.isfinite(r.window_median)
-        )
-        + "; tau_mem - tau_plateau: "
-        + "; ".join(
-            f"{r.dataset} n={r.n}: {r.window_plateau_median:.0f}"
-            + (" (lower bound)" if r.window_plateau_censored * 2 >= r.n_repeats else "")
-            for r in w.itertuples()
-            if np.isfinite(r.window_plateau_median)
-        )
-        + "."
+        f"Q3 window tau_mem - tau_gen (median steps): {medians('window')}; "
+        f"tau_mem - tau_plateau: {medians('window_plateau')}."
     )
     return "\n".join(paras)
 
