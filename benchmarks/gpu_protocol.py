@@ -10,7 +10,9 @@ Steps, in order, each inside the budget (seconds from this script's start; defau
 1. ``tests/test_device.py`` under pytest (graphed vs eager, CUDA vs CPU, the GPU search against the
    k-d tree). Without pytest (the bare GPU machine has none), it says so and skips the step, unless
    pytest is importable from a carried folder (``benchmarks/gpu.sh --vendor`` copies it to build/gpu-vendor).
-2. ``benchmarks/packing_bench.py --device cuda``: packing 40 members against 10, graphed against eager.
+2. ``benchmarks/packing_bench.py --device cuda``: packing 40 members against 10, graphed against eager;
+   then one small configuration (Figure 4's smoke size, 6 repeats) on the CPU and on the device, its
+   memorized shares per group and epoch compared within Welch's 95% intervals (``compare`` in the report).
 3. The four figure configurations at the paper's protocol (memnb.workflows.profiles.FIGURES, profile
    "paper", on --device). Before each figure a calibration run (the same configuration, 2 epochs)
    measures seconds per training epoch and per evaluated epoch; the full run starts only when its
@@ -289,6 +291,37 @@ def run_figures(configs: dict, runs: Path, clock: Clock, continue_runs: bool = F
     return records, dirs
 
 
+COMPARE_REPEATS = 6  # repeats of the small configuration run on both devices
+
+
+def compare_devices(device: str, runs: Path, clock: Clock, tiny: bool) -> dict:
+    """One small configuration (Figure 4's smoke size, COMPARE_REPEATS repeats) on the CPU and on `device`: the
+    memorized shares per group and epoch compared with Welch's 95% interval (memnb.analysis.curves.compare_curves;
+    CUDA's generators draw other numbers than the CPU's, so the curves agree up to chance, not bit for bit)."""
+    from memnb.analysis.curves import compare_curves, select
+    from memnb.experiment.runner import run_experiment
+    from memnb.workflows.profiles import FIGURES, apply_profile
+
+    if clock.left() - RESERVE_S < 30:
+        return {"status": "not run (no time left)"}
+    base, _ = apply_profile(FIGURES[4], "smoke")
+    base = base.replace(n_repeats=COMPARE_REPEATS, epochs=3 if tiny else base.epochs)
+    t0 = time.perf_counter()
+    tables = {
+        d: run_experiment(base.replace(device=d), runs / "compare", progress=False).table() for d in ("cpu", device)
+    }
+    out = {"config": base.run_name(), "devices": ["cpu", device], "wall_s": round(time.perf_counter() - t0, 2)}
+    for crit, k in (("paper", base.ratio), ("train_only", base.train_ratio)):
+        for value in ("memorized", "copied"):
+            c = compare_curves(select(tables["cpu"], crit, k), select(tables[device], crit, k), value)
+            out[f"{crit}/{value}"] = {
+                "cells": len(c),
+                "within_95": round(float(c.within.mean()), 4),
+                "max_abs_diff": round(float(c["diff"].abs().max()), 4),
+            }
+    return out
+
+
 def archive(dirs: list, out: Path, runs: Path) -> list[str]:
     """ONE tar.gz of tables-only copies of `dirs` (memnb.experiment.archive.pack: its TABLE_FILES, a manifest saying
     so), split into .partNN pieces above PART_BYTES. Here: python -m memnb.experiment.archive unpack <it>."""
@@ -307,6 +340,7 @@ def main(argv=None) -> dict:
     p.add_argument("--figures", type=int, nargs="*", default=[1, 2, 3, 4])
     p.add_argument("--skip-tests", action="store_true")
     p.add_argument("--skip-bench", action="store_true")
+    p.add_argument("--skip-compare", action="store_true", help="skip the CPU-against-device comparison of one run")
     p.add_argument(
         "--continue-runs",
         action="store_true",
@@ -334,6 +368,9 @@ def main(argv=None) -> dict:
     configs = {n: c for n, c in figure_configs(a.device, a.tiny).items() if n in a.figures}
     if a.neighbors:
         configs = {n: c.replace(neighbors=a.neighbors) for n, c in configs.items()}
+    report["compare"] = (
+        {"status": "not run (--skip-compare)"} if a.skip_compare else compare_devices(a.device, runs, clock, a.tiny)
+    )
     report["figures"], dirs = run_figures(configs, runs, clock, a.continue_runs)
     report["archive"] = archive(dirs, out, runs)
     files = [f for f in out.iterdir() if f.is_file()]

@@ -266,3 +266,19 @@ def test_a_run_with_the_torch_search_matches_the_kdtree_on_its_samples(tmp_path,
     kdtree = _searches("cpu", "kdtree")
     for points, found in seen:
         _search_fields_equal(found, kdtree.search(points))
+
+
+@needs_cuda
+def test_a_small_run_on_cuda_gives_the_cpu_s_curves_within_their_intervals(tmp_path):
+    """The same config on both devices (other random numbers: CUDA's generators are not the CPU's): per group and
+    epoch the memorized shares agree within Welch's 95% interval in most cells (memnb.analysis.curves)."""
+    from memnb import run_experiment
+    from memnb.analysis.curves import compare_curves, select
+
+    kw = dict(n_base=1000, n_outliers=20, n_duplicates=20, n_repeats=6, epochs=20, eval_every=5)
+    cpu, gpu = (
+        select(run_experiment(ExperimentConfig(device=d, **kw), tmp_path, progress=False).table(), "paper", 1.5)
+        for d in ("cpu", "cuda")
+    )
+    for value in ("memorized", "copied"):
+        assert compare_curves(cpu, gpu, value).within.mean() >= 0.8

@@ -58,6 +58,11 @@ def test_dry_run_without_pytest_or_optional_packages_writes_report_and_one_archi
         assert rec["estimate_s"] == pytest.approx(
             cal["setup_s"] + rec["epochs"] * cal["train_epoch_s"] + rec["evaluations"] * cal["eval_epoch_s"], abs=0.01
         )
+    # the CPU-against-device comparison (here the CPU against itself: the second run is the first, loaded)
+    cmp = r["compare"]
+    assert cmp["devices"] == ["cpu", "cpu"]
+    for key in ("paper/memorized", "paper/copied", "train_only/memorized", "train_only/copied"):
+        assert cmp[key]["cells"] > 0 and cmp[key]["within_95"] == 1.0 and cmp[key]["max_abs_diff"] == 0.0
     assert r["archive"] == ["gpu-runs.tar.gz"] and len(list(out.iterdir())) <= 8
     with tarfile.open(out / "gpu-runs.tar.gz") as tar:
         files = sorted(n for n in tar.getnames() if "/" in n)
@@ -86,7 +91,7 @@ def test_figures_that_do_not_fit_the_budget_are_extrapolated_from_the_calibratio
     monkeypatch.setattr(gp, "SAFETY", 1e9)  # no estimate fits
     monkeypatch.setenv("MEMNB_GPU_NO_PYTEST", "1")
     r = gp.main(
-        ["--device", "cpu", "--tiny", "--skip-tests", "--skip-bench", "--figures", "4"]
+        ["--device", "cpu", "--tiny", "--skip-tests", "--skip-bench", "--skip-compare", "--figures", "4"]
         + ["--out", str(tmp_path / "out"), "--runs", str(tmp_path / "runs")]
     )
     rec = r["figures"][4]
@@ -96,7 +101,18 @@ def test_figures_that_do_not_fit_the_budget_are_extrapolated_from_the_calibratio
         assert tar.getnames() == []
     # and with no time left at all, nothing is started
     r = gp.main(
-        ["--device", "cpu", "--tiny", "--skip-tests", "--skip-bench", "--figures", "3", "--budget-s", "1"]
+        [
+            "--device",
+            "cpu",
+            "--tiny",
+            "--skip-tests",
+            "--skip-bench",
+            "--skip-compare",
+            "--figures",
+            "3",
+            "--budget-s",
+            "1",
+        ]
         + ["--out", str(tmp_path / "out"), "--runs", str(tmp_path / "runs")]
     )
     assert r["figures"][3]["status"] == "not started"
@@ -118,7 +134,17 @@ def test_continue_runs_stops_at_the_deadline_and_a_later_call_finishes_to_the_sa
     from memnb.experiment.runner import run_experiment
 
     gp = _protocol()
-    args = ["--device", "cpu", "--tiny", "--skip-tests", "--skip-bench", "--figures", "4", "--continue-runs"]
+    args = [
+        "--device",
+        "cpu",
+        "--tiny",
+        "--skip-tests",
+        "--skip-bench",
+        "--skip-compare",
+        "--figures",
+        "4",
+        "--continue-runs",
+    ]
     args += ["--out", str(tmp_path / "out"), "--runs", str(tmp_path / "runs")]
     with monkeypatch.context() as m:
         m.setattr(gp, "SAFETY", 1e9)  # does not fit: started anyway

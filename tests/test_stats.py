@@ -318,3 +318,34 @@ def test_null_corrected_mean_and_interval():
     # two repeats: the bootstrap means are the two values or their mean, so the interval is their range
     np.testing.assert_allclose(out.loc[10, ["low", "high"]].to_numpy(np.float64), [0.1, 0.3])
     pd.testing.assert_frame_equal(out, null_corrected(s, n_bootstrap=1000, seed=0).set_index("epoch"))
+
+
+def test_compare_curves_is_welch_s_test_cell_by_cell():
+    """within = |mean_b - mean_a| <= Welch's 95% half-width  <=>  scipy's Welch t-test p >= 0.05, in every cell."""
+    from memnb.analysis.curves import compare_curves
+
+    rng = np.random.default_rng(0)
+
+    def table(shift, n_rep):
+        rows = [
+            dict(repeat=r, epoch=e, group=g, criterion="paper", threshold=1.5,
+                 memorized=0.3 + (shift if g == "outlier" else 0.0) + 0.05 * rng.normal(), memorized_null=0.1)
+            for r in range(n_rep) for e in range(40) for g in ("inlier", "outlier")
+        ]  # fmt: skip
+        return pd.DataFrame(rows)
+
+    a, b = table(0.0, 6), table(0.0, 5)
+    c = compare_curves(a, b)
+    assert len(c) == 80 and 0.85 <= c.within.mean() <= 1.0  # equal curves: about 95% of the cells
+    for row in c.itertuples():
+        x = a[(a.group == row.group) & (a.epoch == row.epoch)].memorized
+        y = b[(b.group == row.group) & (b.epoch == row.epoch)].memorized
+        p = sps.ttest_ind(y, x, equal_var=False).pvalue
+        assert row.within == (p >= 0.05) and row.diff == pytest.approx(y.mean() - x.mean())
+    shifted = compare_curves(a, table(0.2, 5))  # the outliers' curve moved by 4 standard deviations
+    assert not shifted[shifted.group == "outlier"].within.any()
+    assert shifted[shifted.group == "inlier"].within.mean() >= 0.85
+    same = compare_curves(a, a)
+    assert same.within.all() and (same["diff"] == 0).all()
+    with pytest.raises(ValueError, match="value"):
+        compare_curves(a, b, "loss")

@@ -80,6 +80,43 @@ def curve_stats(table: pd.DataFrame, value: str = "memorized", confidence: float
     return out.reset_index()
 
 
+def compare_curves(
+    a: pd.DataFrame, b: pd.DataFrame, value: str = "memorized", confidence: float = 0.95
+) -> pd.DataFrame:
+    """Two runs' curves of one setting, group by group and epoch: does b's mean lie within a's, up to chance?
+
+    a, b: rows of one criterion at one threshold (`select`) of two runs with independent repeats (e.g. the same
+    config on the CPU and on CUDA, whose generators draw other numbers). Per (group, epoch) in both: the means,
+    their difference b - a and Welch's interval of it, half = t(df) * sqrt(s_a^2/n_a + s_b^2/n_b) with the
+    Welch-Satterthwaite df, and `within` = |b - a| <= half (NaN half, with fewer than two repeats or no
+    spread in either run: within iff the means are equal). With equal curves `within` holds in about
+    `confidence` of the cells.
+    """
+    if value not in VALUES:
+        raise ValueError(f"value {value!r} is unknown; allowed: {' | '.join(VALUES)}")
+    _one_setting(a), _one_setting(b)
+    stats_ = [t.groupby(["group", "epoch"])[value].agg(["count", "mean", "var"]) for t in (a, b)]
+    m = stats_[0].add_suffix("_a").join(stats_[1].add_suffix("_b"), how="inner")
+    se2_a, se2_b = m.var_a / m.count_a, m.var_b / m.count_b
+    se2 = se2_a + se2_b
+    with np.errstate(invalid="ignore", divide="ignore"):
+        df = se2**2 / (se2_a**2 / (m.count_a - 1) + se2_b**2 / (m.count_b - 1))
+        half = stats.t.ppf((1 + confidence) / 2, df) * np.sqrt(se2)
+    diff = m.mean_b - m.mean_a
+    out = pd.DataFrame(
+        {
+            "mean_a": m.mean_a,
+            "mean_b": m.mean_b,
+            "diff": diff,
+            "half": half,
+            "within": np.where(np.isfinite(half) & (se2 > 0), np.abs(diff) <= half, np.isclose(diff, 0.0)),
+            "n_a": m.count_a.astype(int),
+            "n_b": m.count_b.astype(int),
+        }
+    )
+    return out.reset_index()
+
+
 def first_epoch_above_null(
     table: pd.DataFrame, value: str = "memorized", rel_margin: float = 0.1, n_sem: float = 2.0
 ) -> dict[str, int | None]:
