@@ -18,11 +18,13 @@
 Runs go through the sweep engine (`memnb.workflows.sweep.run_sweep`, serial executor by default), so
 stored runs are reused and interrupted ones resumed. Every run: `test_set="matched"`, outliers and
 near-duplicates each `injected_share` of the base points (at least 2), batch 32 unless varied, seed
-`seed`, device auto (CUDA when there is one: the same numbers up to floating-point order, other run names).
+`seed`, device auto (CUDA when there is one: its generators draw other numbers than the CPU's, so the same curves
+within their intervals, not the same values, and other run names).
 
 Profiles (memnb's vocabulary, `profiles.PROFILES`; ``full`` = ``paper``): ``paper`` = `FULL`, the issue's
 grids (about half a day to a day of the project's 2-core machine; not run); ``laptop`` = `LAPTOP`, 15 runs,
-measured 43 minutes on the shared 2-core machine (the issue asked for about 15: see docs/questions.md); ``smoke`` =
+measured 43 minutes on the shared 2-core machine and 32 minutes on it alone (the issue asked for about 15: see
+docs/questions.md); ``smoke`` =
 `SMOKE`, seconds (CI). `make figures` does not run this (too long).
 """
 
