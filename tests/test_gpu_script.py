@@ -31,6 +31,9 @@ assert not missing, missing
 """
 
 
+QUIET = ["--device", "cpu", "--tiny", "--skip-tests", "--skip-bench", "--skip-compare"]  # figures only
+
+
 def _protocol():
     spec = importlib.util.spec_from_file_location("gpu_protocol", ROOT / "benchmarks" / "gpu_protocol.py")
     mod = importlib.util.module_from_spec(spec)
@@ -90,10 +93,7 @@ def test_figures_that_do_not_fit_the_budget_are_extrapolated_from_the_calibratio
     gp = _protocol()
     monkeypatch.setattr(gp, "SAFETY", 1e9)  # no estimate fits
     monkeypatch.setenv("MEMNB_GPU_NO_PYTEST", "1")
-    r = gp.main(
-        ["--device", "cpu", "--tiny", "--skip-tests", "--skip-bench", "--skip-compare", "--figures", "4"]
-        + ["--out", str(tmp_path / "out"), "--runs", str(tmp_path / "runs")]
-    )
+    r = gp.main([*QUIET, "--figures", "4"] + ["--out", str(tmp_path / "out"), "--runs", str(tmp_path / "runs")])
     rec = r["figures"][4]
     assert rec["status"] == "extrapolated" and rec["wall_s"] == rec["estimate_s"] > 0
     assert (tmp_path / "runs" / "calibration").is_dir() and not (tmp_path / "runs" / rec["run"]).exists()
@@ -102,12 +102,7 @@ def test_figures_that_do_not_fit_the_budget_are_extrapolated_from_the_calibratio
     # and with no time left at all, nothing is started
     r = gp.main(
         [
-            "--device",
-            "cpu",
-            "--tiny",
-            "--skip-tests",
-            "--skip-bench",
-            "--skip-compare",
+            *QUIET,
             "--figures",
             "3",
             "--budget-s",
@@ -135,12 +130,7 @@ def test_continue_runs_stops_at_the_deadline_and_a_later_call_finishes_to_the_sa
 
     gp = _protocol()
     args = [
-        "--device",
-        "cpu",
-        "--tiny",
-        "--skip-tests",
-        "--skip-bench",
-        "--skip-compare",
+        *QUIET,
         "--figures",
         "4",
         "--continue-runs",
