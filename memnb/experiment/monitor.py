@@ -61,7 +61,6 @@ from .runner import SAMPLE_LIMIT, default_root, run_lock
 from .tabulate import (
     data_copying,
     group_sizes,
-    held_out_neighbours,
     summarize,
     summary_rows,
     table_thresholds,
@@ -147,7 +146,9 @@ def group_codes(groups: Any, labels: Sequence[str] | None) -> tuple[np.ndarray, 
         unknown = [g for g in present if g not in labels]
         if unknown:
             _fail("groups", unknown[0], f"one of the labels {list(labels)}")
-        return np.vectorize({g: i for i, g in enumerate(labels)}.__getitem__, otypes=[np.int64])(values), labels
+        uniq, inverse = np.unique(values, return_inverse=True)
+        code_of = np.array([labels.index(g) for g in uniq.tolist()], np.int64)
+        return code_of[inverse].reshape(values.shape), labels
     if not np.issubdtype(a.dtype, np.integer):
         if np.issubdtype(a.dtype, np.floating) and np.all(np.isfinite(a)) and np.all(a == np.round(a)):
             a = a.astype(np.int64)
@@ -298,6 +299,7 @@ class Monitor:
         self._searches = None
         self._frames: dict[int, tuple[pd.DataFrame, pd.DataFrame]] = {}
         self._losses: dict[int, np.ndarray] = {}  # epoch -> (R,) loss given to observe (kept in loss.parquet)
+        self._observe_s = 0.0  # seconds spent observing, over every session (the manifest's observe_s)
         self._records: dict[str, dict] = {}
         if (self.path / "config.json").exists():
             self._reopen()
@@ -313,11 +315,10 @@ class Monitor:
             raise ValueError(f"name = {self.path.name!r}: {e}") from None
         if not isinstance(stored, MonitorConfig):
             _fail("name", self.path.name, f"a new folder or a monitored run's ({self.path} is a run of run_experiment)")
-        mine = {k: v for k, v in self._template.items()}
         theirs = stored.to_dict()
         diff = {
             k: (theirs.get(k), v)
-            for k, v in MonitorConfig(n_repeats=0, n_generate_points=0, **mine).to_dict().items()
+            for k, v in MonitorConfig(n_repeats=0, n_generate_points=0, **self._template).to_dict().items()
             if k not in ("n_repeats", "n_generate_points", "n_null_points") and theirs.get(k) != v
         }
         if self.n_repeats is not None and stored.n_repeats != self.n_repeats:
@@ -340,6 +341,7 @@ class Monitor:
         listed = {n for n in (manifest.get("files") or {}) if n.startswith("epochs/")}
         on_disk = {str(f.relative_to(self.path)) for f in (self.path / "epochs").glob("epoch_*.npz")}
         self._records = dict(manifest.get("files") or {})
+        self._observe_s = float(manifest.get("observe_s", 0.0))
         try:
             loss = Results(self.path, verify=False).loss()
         except CorruptRunError:
@@ -415,21 +417,25 @@ class Monitor:
         return out
 
     def _set_up_search(self) -> None:
-        data = self._data_arrays()
-        self._groups = data["groups"]
-        shared = self._train.shape[0] == 1 and self._test.shape[0] == 1  # one search serves every repeat
-        searches = [NeighbourSearch(data["train_points"][0], data["test_points"][0], self.config.neighbors)]
-        for r in range(1, self.n_repeats):
-            searches.append(
-                searches[0]
-                if shared
-                else NeighbourSearch(data["train_points"][r], data["test_points"][r], self.config.neighbors)
-            )
-        self._searches = searches
-        self._locations = np.stack([s.locations.location for s in searches])
-        self._test_d, self._test_group = held_out_neighbours(
-            data["train_points"], data["test_points"], self._groups, self.config.neighbors
-        )
+        """One exact search per distinct (training, test) pair of the repeats (one for all when they share them),
+        and the fixed test-to-train distances of the Z_U test through the same searches."""
+        R, backend = self.n_repeats, self.config.neighbors
+
+        def of(a: np.ndarray, r: int) -> np.ndarray:  # repeat r's rows of a (R, ...) or shared (1, ...) array
+            return a[r if len(a) > 1 else 0]
+
+        self._groups = np.broadcast_to(self._codes, (R, self._codes.shape[1]))
+        shared = len(self._train) == 1 and len(self._test) == 1
+        first = NeighbourSearch(of(self._train, 0), of(self._test, 0), backend)
+        self._searches = [first if shared or r == 0 else NeighbourSearch(of(self._train, r), of(self._test, r), backend)
+                          for r in range(R)]  # fmt: skip
+        self._locations = np.stack([s.locations.location for s in self._searches])
+        found = {}  # id(search) -> its neighbours of the test points: once per distinct search
+        for r, search in enumerate(self._searches):
+            if id(search) not in found:
+                found[id(search)] = search.query(of(self._test, r))
+        self._test_d = np.stack([found[id(s)].d1 for s in self._searches])
+        self._test_group = np.stack([self._groups[r][found[id(s)].index] for r, s in enumerate(self._searches)])
         self._thresholds = table_thresholds(self.config)
         self._sizes = group_sizes(self._groups, self.labels)
 
@@ -568,7 +574,7 @@ class Monitor:
         for fname in ("config.json", "data.npz"):
             if fname not in self._records or self._records[fname]["size"] != (self.path / fname).stat().st_size:
                 self._records[fname] = file_record(self.path / fname)
-        previous = read_manifest(self.path)
+        self._observe_s += observe_s
         write_json(
             self.path / "manifest.json",
             {
@@ -579,7 +585,7 @@ class Monitor:
                 "stopped_at_epoch": None,
                 "observed_epochs": epochs,
                 "memnb_version": __version__,
-                "observe_s": round(float(previous.get("observe_s", 0.0)) + observe_s, 3),
+                "observe_s": round(self._observe_s, 3),
             },
         )
 

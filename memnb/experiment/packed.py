@@ -31,11 +31,10 @@ import numpy as np
 from ..core.config import ExperimentConfig
 from ..core.device import resolve_device
 from ..core.registry import DENOISERS
-from ..core.storage import stale_temporaries
 from ..models.ensemble import Ensemble, member_state, stack_states
 from .repeats import RepeatData
 from .results import Results
-from .runner import _Run, _run_locked, checkpoint_due, open_run, repair, run_dir, run_lock
+from .runner import _Run, _run_locked, checkpoint_due, prepare_run, run_dir, run_lock
 
 # fields that must be equal for configurations to share one ensemble (besides the data's shape)
 PACK_FIELDS = (
@@ -188,12 +187,7 @@ def _run_packed_locked(configs: list[ExperimentConfig], paths: list[Path], progr
     done: dict[int, Results] = {}
     runs: dict[int, _Run] = {}
     for i, (c, path) in enumerate(zip(configs, paths)):
-        path.mkdir(parents=True, exist_ok=True)
-        for tmp in stale_temporaries(path):
-            tmp.unlink()
-        results = open_run(path, c)
-        if results.manifest.get("files") is not None or results.complete:
-            results = repair(results, c)
+        results = prepare_run(c, path)
         if results.complete:
             done[i] = results
         else:

@@ -437,6 +437,14 @@ class Results:
 SLIDER_THRESHOLDS = np.round(np.arange(100, 501, 5) / 100, 2)  # 1.00, 1.05, ..., 5.00
 
 
+def _grid_index(thresholds: np.ndarray, threshold: float, allowed: str) -> int:
+    """Index of `threshold` in the sorted grid `thresholds` (to 1e-9); ValueError saying what is allowed otherwise."""
+    k = int(np.argmin(np.abs(thresholds - threshold)))
+    if not np.isclose(thresholds[k], threshold, rtol=0, atol=1e-9):
+        raise ValueError(f"threshold {threshold} is not {allowed}")
+    return k
+
+
 class RateGrid:
     """A run's rates at a grid of thresholds, computed once from the stored distances; then read in milliseconds.
 
@@ -488,13 +496,11 @@ class RateGrid:
         )
 
     def threshold_index(self, threshold: float) -> int:
-        k = int(np.argmin(np.abs(self.thresholds - threshold)))
-        if not np.isclose(self.thresholds[k], threshold, rtol=0, atol=1e-9):
-            raise ValueError(
-                f"threshold {threshold} is not on this grid ({self.thresholds.min()} to "
-                f"{self.thresholds.max()}); use Results.rates_at for any other"
-            )
-        return k
+        return _grid_index(
+            self.thresholds,
+            threshold,
+            f"on this grid ({self.thresholds.min()} to {self.thresholds.max()}); use Results.rates_at for any other",
+        )
 
     def rates(self, criterion: str, threshold: float) -> pd.DataFrame:
         """Same rows and columns as `Results.rates_at(criterion, threshold)`, sorted by repeat, epoch, group."""
@@ -541,10 +547,7 @@ class TableGrid:
         return float(self.thresholds[int(np.argmin(np.abs(self.thresholds - threshold)))])
 
     def threshold_index(self, threshold: float) -> int:
-        k = int(np.argmin(np.abs(self.thresholds - threshold)))
-        if not np.isclose(self.thresholds[k], threshold, rtol=0, atol=1e-9):
-            raise ValueError(f"threshold {threshold} is not one of the table's {self.thresholds.tolist()}")
-        return k
+        return _grid_index(self.thresholds, threshold, f"one of the table's {self.thresholds.tolist()}")
 
     def rates(self, criterion: str, threshold: float) -> pd.DataFrame:
         CRITERIA.get(criterion)

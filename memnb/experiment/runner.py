@@ -520,7 +520,12 @@ def run_experiment(
     return results
 
 
-def _run_locked(config: ExperimentConfig, path: Path, progress: bool, callbacks: list) -> Results:
+def prepare_run(config: ExperimentConfig, path: Path) -> Results:
+    """The run directory of `config` at `path`, ready to resume or to return (the caller holds its lock).
+
+    Stale temporaries removed; a complete or recorded run repaired where it can be (`repair`); a complete
+    tables-only copy (memnb.experiment.archive) returned as it is, verified; a partial one refused.
+    """
     path.mkdir(parents=True, exist_ok=True)
     for tmp in stale_temporaries(path):  # left by a write that a kill interrupted; this process holds the run
         tmp.unlink()
@@ -536,8 +541,13 @@ def _run_locked(config: ExperimentConfig, path: Path, progress: bool, callbacks:
         return results
     if results.manifest.get("files") is not None or results.complete:
         results = repair(results, config)
+    return results
+
+
+def _run_locked(config: ExperimentConfig, path: Path, progress: bool, callbacks: list) -> Results:
+    results = prepare_run(config, path)
     if results.complete:
-        if callbacks:
+        if callbacks and not results.tables_only:  # a copy has no epoch files to replay
             stop = first_stop(results, callbacks)
             if stop is not None and stop < config.epochs:
                 warnings.warn(

@@ -6,8 +6,9 @@ of repeats (0, 1) reproduces, to float tolerance, ensembles (0,) and (1,) run se
 several configurations that share shapes can train as one ensemble (memnb.experiment.packed).
 
 On CUDA the training step and the sampler's chunks run as CUDA graphs (memnb.models.graphs;
-`cuda_graphs=False` or MEMNB_CUDA_GRAPHS=0 for eager); the CPU always runs the eager reference. The data side (training and test sets,
-neighbour searches, null draws) is `memnb.experiment.repeats.RepeatData`.
+`cuda_graphs=False` or MEMNB_CUDA_GRAPHS=0 for eager); the CPU always runs the eager reference.
+The data side (training and test sets, neighbour searches, null draws) is
+`memnb.experiment.repeats.RepeatData`.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class Ensemble:
         self.repeats = list(range(c.n_repeats)) if repeats is None else [int(r) for r in repeats]
         self.seeds = [c.seed] * len(self.repeats) if seeds is None else [int(s) for s in seeds]
         if len(self.seeds) != len(self.repeats):
-            raise ValueError(f"seeds: got {len(self.seeds)}, need one per member ({len(self.repeats)})")
+            raise ValueError(f"seeds = {list(seeds)!r} is invalid; allowed: one seed per member ({len(self.repeats)})")
         self.device = resolve_device(c.device)
         self.graphs = use_cuda_graphs(self.device, cuda_graphs)
         data = np.asarray(data)
