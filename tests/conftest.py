@@ -26,7 +26,8 @@ def tiny_config() -> ExperimentConfig:
 
 
 def pytest_terminal_summary(terminalreporter):
-    """List the screenshots the browser tests saved (tests/test_browser.py), so that the CI log shows where they are.
+    """List the screenshots the browser tests saved (tests/test_browser.py), so that the CI log shows where they are,
+    and which comparison the 2-D reference test ran (exact or tolerant, tests/test_reference.py).
 
     user_properties travel from pytest-xdist workers with the reports, unlike a test's printed output.
     """
@@ -41,3 +42,14 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("browser screenshots")
         for path in dict.fromkeys(shots):
             terminalreporter.write_line(path)
+    compared = [
+        value
+        for reports in terminalreporter.stats.values()
+        for r in reports
+        for name, value in getattr(r, "user_properties", [])
+        if name == "reference_comparison" and getattr(r, "when", "") == "call"
+    ]
+    if compared:  # tests/test_reference.py: exact on the recording CPU, within stated tolerances elsewhere
+        terminalreporter.section("2-D reference comparison")
+        for line in sorted(set(compared)):
+            terminalreporter.write_line(line)

@@ -40,3 +40,23 @@ def run_notebook_smoke(name: str, tmp_path: Path, **parameters) -> str:
         kernel_name="python3",
     )
     return out.read_text()
+
+
+def cpu_name() -> str:
+    """The processor's model name (/proc/cpuinfo), e.g. "Intel(R) Xeon(R) Processor" or "AMD EPYC"."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def kernel_signature() -> dict[str, str]:
+    """What decides float kernels' last bits: the CPU's name, torch's CPU capability (AVX2, AVX512, ...), torch."""
+    import torch
+
+    return {"cpu": cpu_name(), "cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__}
