@@ -10,13 +10,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import numbers
 from dataclasses import dataclass, fields
 from typing import Any
 
 from .device import DEVICES
 from .registry import CRITERIA, DATASETS, DENOISERS
+from .validate import fail
+from .validate import is_int as _is_int
+from .validate import is_real as _is_real
 from .vocabulary import GROUPS
 
 NEIGHBOR_BACKENDS = ("kdtree", "faiss", "torch")  # "auto" is resolved from the dimension
@@ -101,6 +103,11 @@ class ExperimentConfig:
     seed: int = 0
     device: str = "auto"
     precision: str = "fp32"  # of the sampler's matrix products; training is always fp32
+
+    # -- the RunConfig interface (memnb.core.run_config): what a monitored run's config says too ------------
+    kind = "experiment"
+    null = "per_epoch"  # fresh draws of the data distribution (or held-out real points) at every evaluated epoch
+    thresholds = THRESHOLD_GRID  # the table's grid (each criterion's own threshold is added to it)
 
     def __post_init__(self) -> None:
         for f in fields(self):  # numpy scalars are the Python numbers they hold (JSON, hashing and names need these)
@@ -267,15 +274,7 @@ def _plain(v: Any) -> Any:
 
 
 def _fail(name: str, value: Any, allowed: str) -> None:
-    raise ValueError(f"config field {name!r} = {value!r} is invalid; allowed: {allowed}")
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-
-def _is_real(v: Any) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+    fail(f"config field {name!r}", value, allowed)
 
 
 def _validate(c: ExperimentConfig) -> None:

@@ -18,9 +18,11 @@ from typing import Any
 
 from .config import THRESHOLD_GRID
 from .registry import CRITERIA
+from .run_config import KINDS, NULLS
 
 KIND = "monitor"  # the "kind" key of a monitored run's config.json
 NULL_KINDS = ("none", "fixed", "per_epoch")  # no null set; the same held-out points every epoch; fresh per epoch
+assert set(NULL_KINDS) == set(NULLS) and KIND in KINDS
 
 
 @dataclass(frozen=True)
