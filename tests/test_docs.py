@@ -10,13 +10,20 @@ Checked without importing memnb (module-level names are read from the source wit
 - every repository path named in backticks (``memnb/...py``, ``memnb/<package>/``, ``tests/...``,
   ``notebooks/...``, ``benchmarks/...``, ``scripts/...``) exists;
 - every dotted name ``memnb.a.b`` and every ``from memnb.a import b`` in backticks or code blocks
-  names a module that exists and, where it goes on past a module, a name that module defines or imports.
+  names a module that exists and, where it goes on past a module, a name that module defines or imports;
+  so does every such name in memnb's own docstrings, comments and strings (reported as file:line);
+- the module tables of docs/architecture.md and README.md are those `scripts/doc_tables.py` generates
+  from the source (a module missing, stale or extra fails, naming it).
 """
 
 from __future__ import annotations
 
 import ast
+import importlib.util
+import io
 import re
+import sys
+import tokenize
 from functools import cache
 from pathlib import Path
 
@@ -237,3 +244,83 @@ def test_slug_matches_github():
     assert slug("In a real browser (`tests/test_browser.py`)") == "in-a-real-browser-teststest_browserpy"
     assert slug("Where to add …") == "where-to-add-"
     assert slug("Noise (`z`)") == "noise-z"
+
+
+def source_texts(path: Path) -> list[tuple[int, str]]:
+    """(line, text) of every comment and string literal (docstrings included) of a Python file."""
+    source = path.read_text(encoding="utf-8")
+    out = [
+        (node.lineno, node.value)
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    ]
+    out += [
+        (t.start[0], t.string)
+        for t in tokenize.generate_tokens(io.StringIO(source).readline)
+        if t.type == tokenize.COMMENT
+    ]
+    return out
+
+
+def source_names() -> list[tuple[str, str]]:
+    """(file:line, name) of every dotted memnb name and `from memnb... import x` in memnb's docstrings and comments."""
+    out = []
+    for path in sorted((ROOT / "memnb").rglob("*.py")):
+        for line, text in source_texts(path):
+            for m in DOTTED.finditer(text):
+                out.append((f"{rel(path)}:{line + text.count(chr(10), 0, m.start())}", m.group(0)))
+            for m in FROM_IMPORT.finditer(text):
+                imported = m.group(2) if m.group(2) is not None else m.group(3)
+                for name in re.split(r"[\s,]+", re.sub(r"#[^\n]*", "", imported).strip()):
+                    if name:
+                        out.append((f"{rel(path)}:{line + text.count(chr(10), 0, m.start())}", f"{m.group(1)}.{name}"))
+    return out
+
+
+def test_dotted_names_in_the_source_exist():
+    """A docstring or comment of memnb that names a memnb module names one that exists (file:line, name, why)."""
+    names = source_names()
+    assert any(n.startswith("memnb.") for _, n in names)
+    problems = [(where, n, dotted_problem(n)) for where, n in names if dotted_problem(n)]
+    assert not problems, "memnb names in memnb's docstrings and comments that do not exist:\n" + "\n".join(
+        f"  {where}: {n}: {why}" for where, n, why in problems
+    )
+
+
+@cache
+def doc_tables():
+    """scripts/doc_tables.py, imported from its file (scripts/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("doc_tables", ROOT / "scripts" / "doc_tables.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("doc_tables", module)  # its dataclass looks its module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_module_tables_match_the_source():
+    """docs/architecture.md's module tables and README.md's package table are what the source says."""
+    problems = doc_tables().problems()
+    assert not problems, "module tables out of date (run `python scripts/doc_tables.py --write`):\n" + "\n".join(
+        f"  {p}" for p in problems
+    )
+
+
+def test_doc_tables_names_what_is_wrong(tmp_path, monkeypatch):
+    """The check names a missing, a stale and an extra module (on a copy of a page, not the real one)."""
+    tables = doc_tables()
+    page = tmp_path / "architecture.md"
+    body = tables.modules_table(["memnb/core"]).splitlines(keepends=True)
+    seeding = next(i for i, row in enumerate(body) if "`memnb/core/seeding.py`" in row)
+    storage = next(i for i, row in enumerate(body) if "`memnb/core/storage.py`" in row)
+    body[storage] = "| `memnb/core/storage.py` | an old description |\n"
+    del body[seeding]
+    body.append("| `memnb/core/gone.py` | a module that moved away |\n")
+    page.write_text("# x\n\n<!-- modules:begin memnb/core -->\n" + "".join(body) + "<!-- modules:end -->\n")
+    monkeypatch.setattr(tables, "PAGES", (page,))
+    found = "\n".join(tables.problems())
+    assert "missing memnb/core/seeding.py" in found
+    assert "stale memnb/core/storage.py" in found
+    assert "extra memnb/core/gone.py" in found
+    assert "missing memnb/data/toys.py" in found  # a package no table names
+    tables.write()
+    assert "memnb/core/gone.py" not in page.read_text() and "`memnb/core/seeding.py`" in page.read_text()
