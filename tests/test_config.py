@@ -139,3 +139,51 @@ def test_the_evaluation_schedule_is_validated_and_leaves_old_run_names_alone():
     assert base.fingerprint() == hashlib.sha256(json.dumps(old, sort_keys=True).encode()).hexdigest()[:10]
     log = base.replace(eval_schedule="log", n_evals=10)
     assert log.fingerprint() != base.fingerprint() != log.replace(n_evals=11).fingerprint()
+
+
+def _monitor_config():
+    from memnb.core.monitor_config import MonitorConfig
+
+    return MonitorConfig(
+        name="own-run",
+        model="my-model",
+        dataset="own",
+        dim=3,
+        n_repeats=2,
+        n_train=10,
+        n_test_points=5,
+        n_generate_points=10,
+        group_names=("inlier", "outlier"),
+        group_counts=(8, 2),
+        data_sha256="0" * 64,
+        observed=(0, 5, 10),
+    )
+
+
+@pytest.mark.parametrize("make", [ExperimentConfig, _monitor_config], ids=["experiment", "monitor"])
+def test_both_configs_have_everything_the_run_config_protocol_declares(make):
+    """Readers ask a run's config for RunConfig's attributes without getattr defaults: both classes must have them,
+    of the declared type (int for int, a tuple of the declared item type, ...), and its methods."""
+    import typing
+
+    from memnb.core.run_config import KINDS, NULLS, RunConfig
+
+    config = make()
+    hints = typing.get_type_hints(RunConfig)
+    methods = [n for n, v in vars(RunConfig).items() if callable(v) and not n.startswith("_")]
+    assert len(hints) >= 25 and set(methods) == {"own_threshold", "fingerprint", "run_name", "to_dict", "replace"}
+    missing = [n for n in [*hints, *methods] if not hasattr(config, n)]
+    assert not missing, f"{type(config).__name__} lacks {missing} of memnb.core.run_config.RunConfig"
+    for name, hint in hints.items():
+        value = getattr(config, name)
+        origin = typing.get_origin(hint) or hint
+        assert isinstance(value, origin) and not (origin is int and isinstance(value, bool)), (name, value, hint)
+        if origin is tuple:
+            item = typing.get_args(hint)[0]
+            assert all(isinstance(v, int if item is int else (float if item is float else str)) for v in value), name
+    for name in methods:
+        assert callable(getattr(config, name)), name
+    assert config.kind in KINDS and config.null in NULLS
+    assert isinstance(config.to_dict(), dict) and isinstance(config.fingerprint(), str) and config.run_name()
+    assert config.own_threshold("paper") == config.ratio
+    assert type(config.replace(ratio=2.0)) is type(config) and config.replace(ratio=2.0).ratio == 2.0

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -68,7 +70,37 @@ def test_copied_shares_by_hand():
 
 def test_chance_level_formula_values():
     assert chance_level(20000, 20000, 1.5) == pytest.approx(1 / (1 + 2.25))
-    assert chance_level(20000, 20000, 1.5) == pytest.approx(0.3077, abs=1e-4)
+    assert chance_level(20000, 20000, 1.5) == pytest.approx(0.3077, abs=1e-4)  # 31 % at k = 1.5, d = 2, n = m
+    assert chance_level(100, 300, 2.0, dim=1) == pytest.approx(100 / (100 + 2 * 300))
+    assert chance_level(np.int64(500), np.int64(500), np.float32(1.5), np.int64(3)) == pytest.approx(1 / (1 + 1.5**3))
+    assert chance_level(10, 10, 1) == 0.5  # k = 1: either set as likely to hold the nearest point
+    assert chance_level(10, 0, 1.5) == 1.0  # no test point: every sample is nearer a training point
+    assert chance_level(0, 10, 1.5) == 0.0
+    assert chance_level(20000, 20000, 1.5, dim=4096) == 0.0  # 1.5**4096 is beyond float range: 0, no OverflowError
+    assert chance_level(20000, 20000, 1.5, dim=1024) == pytest.approx(1.5**-1024)
+    assert chance_level(20000, 20000, 1.01, dim=64) == pytest.approx(1 / (1 + 1.01**64))
+
+
+@pytest.mark.parametrize(
+    "args,name,allowed",
+    [
+        ((-1, 100, 1.5), "n_train", "an integer >= 0"),
+        ((100, -1, 1.5), "n_test", "an integer >= 0"),
+        ((10.5, 100, 1.5), "n_train", "an integer >= 0"),
+        ((True, 100, 1.5), "n_train", "an integer >= 0"),
+        ((0, 0, 1.5), "n_train + n_test", "a total > 0"),
+        ((100, 100, 0.5), "ratio", "a finite number >= 1.0"),
+        ((100, 100, float("nan")), "ratio", "a finite number >= 1.0"),
+        ((100, 100, float("inf")), "ratio", "a finite number >= 1.0"),
+        ((100, 100, "1.5"), "ratio", "a finite number >= 1.0"),
+        ((100, 100, 1.5, 0), "dim", "an integer >= 1"),
+        ((100, 100, 1.5, 2.5), "dim", "an integer >= 1"),
+        ((100, 100, 1.5, float("nan")), "dim", "an integer >= 1"),
+    ],
+)
+def test_chance_level_refuses_meaningless_arguments(args, name, allowed):
+    with pytest.raises(ValueError, match=rf"^{re.escape(name)} = .* is invalid; allowed: {re.escape(allowed)}"):
+        chance_level(*args)
 
 
 @pytest.mark.parametrize("k,m", [(1.5, 20000), (2.0, 20000), (1.5, 10000)])
