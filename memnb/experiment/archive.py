@@ -4,11 +4,18 @@ A paper-protocol run stores gigabytes of per-epoch arrays; its tidy tables (``ta
 ``zu.parquet``, ``loss.parquet``) and ``config.json`` are megabytes. `tables_only_copy` writes those into a new
 run directory whose manifest says ``"tables_only": true`` (with the evaluated epochs, the machine it was made
 on and the source manifest's timings); `pack` puts several such copies in one ``.tar.gz`` (split into pieces
-below a size limit), `unpack` puts them under a runs folder here. There, `memnb.Results` opens them (tables,
-Z_U, loss, config) and `run_experiment` with the same config returns them as they are, so the figure notebooks
-render them; what needs per-sample arrays (`Results.rates_at`, `RateGrid`, image views, first copies) raises
-`TablesOnlyError` naming the machine, and the explorer reads its rates from the table (`TableGrid`, the
-table's thresholds only).
+``<archive>.partKK-of-NN`` below a size limit: ``cat`` them in order to get the archive), `unpack` puts them under
+a runs folder here. There, `memnb.Results` opens them (tables, Z_U, loss, config) and `run_experiment` with the
+same config returns them as they are, so the figure notebooks render them; what needs per-sample arrays
+(`Results.rates_at`, `RateGrid`, image views, first copies) raises `TablesOnlyError` naming the machine, and the
+explorer reads its rates from the table (`TableGrid`, the table's thresholds only).
+
+`unpack` is all or nothing: the archive is decompressed and every run in it verified (sizes and SHA-256 against
+its manifest) in a temporary folder beside the runs, and only then moved into place. A truncated or damaged
+archive, or a missing piece, raises `CorruptArchiveError` naming the file and leaves the runs folder as it was.
+A run already there is returned when it is the archive's copy, byte for byte; another run of that name (a full
+run, other tables) is never replaced: `unpack` refuses, naming the folder (unpack into another root, or move it
+away first).
 
     python -m memnb.experiment.archive pack outputs/runs/moons-* --out build/runs.tar.gz
     python -m memnb.experiment.archive unpack build/runs.tar.gz --root outputs/runs
@@ -17,22 +24,47 @@ table's thresholds only).
 from __future__ import annotations
 
 import argparse
+import glob
+import gzip
 import io
+import os
 import platform
+import re
 import shutil
 import sys
 import tarfile
 import tempfile
+import zlib
 from pathlib import Path
 
-from ..core.storage import write_json, write_parquet
+from ..core.storage import TMP_SUFFIX, CorruptRunError, _atomic, write_json, write_parquet
+from ..core.validate import check_int, fail, invalid
 from .results import Results, TablesOnlyError
-from .runner import records
+from .runner import default_root, records
 
-__all__ = ["tables_only_copy", "pack", "unpack", "TablesOnlyError", "TABLE_FILES", "TIMING_KEYS"]
+__all__ = [
+    "tables_only_copy",
+    "pack",
+    "unpack",
+    "piece_name",
+    "CorruptArchiveError",
+    "TablesOnlyError",
+    "TABLE_FILES",
+    "TIMING_KEYS",
+    "MIN_PART_BYTES",
+]
 
 TABLE_FILES = ("config.json", "table.parquet", "zu.parquet", "loss.parquet", "manifest.json")  # what a copy holds
 TIMING_KEYS = ("train_s", "generate_s", "metric_s", "wall_s_this_session", "device", "torch_version", "memnb_version")
+MIN_PART_BYTES = 1024  # smaller pieces would be thousands of files for an archive of a few megabytes
+_PIECE = re.compile(r"(?P<base>.+)\.part(?P<k>\d+)-of-(?P<n>\d+)")
+_OLD_PIECE = re.compile(r"(?P<base>.+)\.part(?P<k>\d\d+)")  # memnb before 'of-NN' names: .part00, .part01, ...
+RECOPY = "copy it again from the machine that made it (or pack the runs again there)"
+
+
+class CorruptArchiveError(CorruptRunError, ValueError):
+    """An archive that cannot be unpacked (truncated, damaged, a piece missing, not pack()'s); nothing was
+    extracted. Both a CorruptRunError (its runs cannot be trusted) and a ValueError (the `archive` argument)."""
 
 
 def tables_only_copy(run: Path | str, dest: Path | str, made_on: str | None = None) -> Path:
@@ -46,7 +78,7 @@ def tables_only_copy(run: Path | str, dest: Path | str, made_on: str | None = No
     m = res.manifest
     out = Path(dest) / res.path.name
     if out.exists():
-        raise ValueError(f"dest = {str(dest)!r} is invalid; allowed: a folder without {res.path.name} (it exists)")
+        fail("dest", str(dest), f"a folder without {res.path.name} (it exists)")
     out.mkdir(parents=True)
     shutil.copy2(res.path / "config.json", out / "config.json")
     write_parquet(out / "table.parquet", res.table())
@@ -68,55 +100,239 @@ def tables_only_copy(run: Path | str, dest: Path | str, made_on: str | None = No
     return out
 
 
+def piece_name(target: Path | str, k: int, n: int) -> Path:
+    """Piece `k` (1..n) of `n` of the archive `target`: ``<target>.partKK-of-NN`` (zero-padded, so that sorting
+    the names sorts the pieces)."""
+    target, width = Path(target), max(2, len(str(n)))
+    return target.with_name(f"{target.name}.part{k:0{width}d}-of-{n:0{width}d}")
+
+
+def _pieces_of(target: Path) -> list[Path]:
+    """The pieces (either naming) of archives at `target` that are there."""
+    out = []
+    for p in target.parent.glob(glob.escape(target.name) + ".part*"):
+        m = _PIECE.fullmatch(p.name) or _OLD_PIECE.fullmatch(p.name)
+        if m and m["base"] == target.name and p.is_file():
+            out.append(p)
+    return sorted(out)
+
+
 def pack(runs, target: Path | str, part_bytes: int | None = None, made_on: str | None = None) -> list[Path]:
-    """One ``.tar.gz`` at `target` of tables-only copies of `runs` (run directories); split into
-    ``<target>.partNN`` pieces of at most `part_bytes` when larger (None: never). Returns the files written."""
+    """One ``.tar.gz`` at `target` of tables-only copies of `runs` (a list of run directories, distinct names);
+    split into pieces ``<target>.partKK-of-NN`` (see `piece_name`) of at most `part_bytes` (an integer >=
+    MIN_PART_BYTES) when larger (None: never). Returns the files written.
+
+    Every file is written atomically, and an archive packed before at `target` (the whole file or its pieces) is
+    removed only once the new one is complete.
+    """
+    if isinstance(runs, (str, os.PathLike)) or not hasattr(runs, "__iter__"):
+        fail("runs", runs, "a list of run directories (one run: [path])")
+    runs = [Path(r) for r in runs]
+    for r in runs:
+        if not (r / "config.json").is_file():
+            fail("runs", str(r), "run directories (this one has no config.json)")
+    names = [r.name for r in runs]
+    if len(set(names)) < len(names):
+        fail("runs", [str(r) for r in runs], "runs of distinct folder names (each is one folder of the archive)")
+    if part_bytes is not None:
+        part_bytes = check_int("part_bytes", part_bytes, lo=MIN_PART_BYTES)
+    if made_on is not None and (not isinstance(made_on, str) or not made_on):
+        fail("made_on", made_on, "None (this machine) or a non-empty name")
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.is_dir():
+        fail("target", str(target), "a file name (it is a folder)")
+    buf = io.BytesIO()
     with tempfile.TemporaryDirectory() as tmp:
         copies = [tables_only_copy(r, tmp, made_on) for r in runs]
-        with tarfile.open(target, "w:gz") as tar:
+        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
             for c in copies:
                 tar.add(c, arcname=c.name)
-    if part_bytes is None or target.stat().st_size <= part_bytes:
-        return [target]
-    parts = []
-    with open(target, "rb") as f:
-        for i, chunk in enumerate(iter(lambda: f.read(part_bytes), b"")):
-            part = target.with_name(f"{target.name}.part{i:02d}")
-            part.write_bytes(chunk)
-            parts.append(part)
-    target.unlink()
-    return parts
-
-
-def unpack(archive: Path | str, root: Path | str) -> list[Path]:
-    """The runs of `archive` (a .tar.gz of `pack`, or the first of its .partNN pieces: the others are read after
-    it) under `root`; their paths. A run already there is left as it is (not replaced)."""
-    archive = Path(archive)
-    if archive.name.endswith(".part00"):
-        data = b"".join(p.read_bytes() for p in sorted(archive.parent.glob(archive.name[:-2] + "[0-9][0-9]")))
+    data = buf.getvalue()
+    if part_bytes is None or len(data) <= part_bytes:
+        files = {target: data}
     else:
-        data = archive.read_bytes()
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    out = []
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        n = -(-len(data) // part_bytes)
+        files = {piece_name(target, k, n): data[(k - 1) * part_bytes : k * part_bytes] for k in range(1, n + 1)}
+    before = [p for p in (target, *_pieces_of(target)) if p.is_file() and p not in files]
+    written: list[Path] = []
+    try:
+        for path, chunk in files.items():
+            _atomic(path, lambda f, chunk=chunk: f.write(chunk))
+            written.append(path)
+    except BaseException:
+        for path in written:  # an incomplete set of pieces is no archive; the runs are where they were
+            path.unlink(missing_ok=True)
+        raise
+    for p in before:
+        p.unlink()
+    return written
+
+
+def _archive_files(archive) -> tuple[str, list[Path]]:
+    """How to name the archive in messages, and its files in order (one, or its pieces); errors before reading."""
+    if not isinstance(archive, (str, os.PathLike)):
+        fail("archive", archive, "the path of a .tar.gz of pack() or of one of its pieces")
+    path = Path(archive)
+    if path.is_dir():
+        fail("archive", str(path), "a .tar.gz of pack() or one of its pieces (it is a folder)")
+    m = _PIECE.fullmatch(path.name)
+    if m is None and not path.exists():
+        found = [p for p in _pieces_of(path) if _PIECE.fullmatch(p.name)]
+        totals = sorted({_PIECE.fullmatch(p.name)["n"] for p in found})
+        if len(totals) > 1:
+            fail("archive", str(path), f"one archive (its pieces of {len(totals)} packs are there: pass one piece)")
+        if not found:
+            fail(
+                "archive", str(path), "an existing .tar.gz of pack() or one of its .partKK-of-NN pieces (no such file)"
+            )
+        path, m = found[0], _PIECE.fullmatch(found[0].name)
+    if m is not None:
+        base, n = path.with_name(m["base"]), int(m["n"])
+        pieces = [piece_name(base, k, n) for k in range(1, n + 1)]
+        missing = [k for k, p in enumerate(pieces, 1) if not p.is_file()]
+        if missing:
+            raise CorruptArchiveError(
+                f"{base} is incomplete: piece {', '.join(map(str, missing))} of {n} "
+                f"({', '.join(pieces[k - 1].name for k in missing)}) missing beside {pieces[0].parent}; "
+                f"copy the missing pieces again from the machine that made the archive"
+            )
+        return f"{base} ({n} pieces)", pieces
+    old = _OLD_PIECE.fullmatch(path.name)
+    if old is not None and path.is_file():
+        base = path.with_name(old["base"])
+        numbered = {int(_OLD_PIECE.fullmatch(p.name)["k"]): p for p in _pieces_of(base) if _OLD_PIECE.fullmatch(p.name)}
+        pieces = [numbered[k] for k in sorted(numbered)]
+        numbers = sorted(numbered)
+        gaps = sorted(set(range(max(numbers) + 1)) - set(numbers))
+        if gaps:
+            raise CorruptArchiveError(
+                f"{base} is incomplete: piece(s) {', '.join(f'.part{k:02d}' for k in gaps)} missing (found "
+                f"{', '.join(p.name for p in pieces)}); copy the missing pieces again from the machine that made it"
+            )
+        return f"{base} ({len(pieces)} pieces .part00...)", pieces
+    if not path.is_file():
+        fail("archive", str(path), "an existing .tar.gz of pack() or one of its pieces (no such file)")
+    return str(path), [path]
+
+
+def _tar_bytes(what: str, data: bytes, pieces: int) -> bytes:
+    """The decompressed archive (gzip checks its CRC and length); CorruptArchiveError saying what is wrong."""
+    cut = "; if it came in pieces, the last may be missing or cut short" if pieces == 1 else ""
+    if not data:
+        raise CorruptArchiveError(f"{what} is empty (0 bytes): truncated{cut}; {RECOPY}")
+    try:
+        return gzip.decompress(data)
+    except EOFError:
+        raise CorruptArchiveError(
+            f"{what} is truncated: its {len(data)} bytes end before its compressed stream does"
+            f"{cut if pieces == 1 else ' (a piece may be cut short)'}; {RECOPY}"
+        ) from None
+    except (OSError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+        raise CorruptArchiveError(f"{what} is damaged ({type(e).__name__}: {e}); {RECOPY}") from None
+
+
+def _same_folder(a: Path, b: Path) -> str | None:
+    """None when folders `a` and `b` hold the same files, byte for byte; else how they differ."""
+    files_a = {str(p.relative_to(a)) for p in a.rglob("*") if p.is_file()}
+    files_b = {str(p.relative_to(b)) for p in b.rglob("*") if p.is_file()}
+    if files_a != files_b:
+        only = sorted(files_b - files_a)
+        return f"it also holds {', '.join(only[:3])}{' ...' if len(only) > 3 else ''}" if only else "files differ"
+    differ = [f for f in sorted(files_a) if (a / f).read_bytes() != (b / f).read_bytes()]
+    if not differ:
+        return None
+    return f"its {', '.join(differ[:3])}{' ...' if len(differ) > 3 else ''} differ{'s' if len(differ) == 1 else ''}"
+
+
+def unpack(archive: Path | str, root: Path | str | None = None) -> list[Path]:
+    """The runs of `archive` under `root` (default: $MEMNB_RUNS, else outputs/runs, read at the call); their
+    paths. `archive`: a .tar.gz of `pack`, one of its pieces (the others are read with it) or the name the pieces
+    were made from. All or nothing (see the module's doc): CorruptArchiveError for a truncated or damaged archive
+    or a missing piece; ValueError naming `root` when a run of the archive is there with other content.
+    """
+    what, files = _archive_files(archive)
+    root = default_root() if root is None else Path(root)
+    if root.exists() and not root.is_dir():
+        fail("root", str(root), "a folder for the runs (it is a file)")
+    data = b"".join(p.read_bytes() for p in files)
+    try:
+        tar = tarfile.open(fileobj=io.BytesIO(_tar_bytes(what, data, len(files))), mode="r:")
         members = tar.getmembers()
-        names = sorted({Path(m.name).parts[0] for m in members})
-        for m in members:
-            if m.name.startswith(("/", "..")) or ".." in Path(m.name).parts or not (m.isfile() or m.isdir()):
-                raise ValueError(f"archive = {str(archive)!r} holds {m.name!r}; allowed: run folders of pack()")
+    except tarfile.TarError as e:
+        raise CorruptArchiveError(f"{what} is damaged (not a tar archive: {e}); {RECOPY}") from None
+    for m in members:
+        parts = Path(m.name).parts
+        in_a_folder = len(parts) >= 2 or m.isdir()  # a run's files are inside its folder
+        if m.name.startswith(("/", "..")) or ".." in parts or not (m.isfile() or m.isdir()) or not in_a_folder:
+            fail("archive", what, f"run folders of pack() (it holds {m.name!r})")
+    names = sorted({Path(m.name).parts[0] for m in members})
+    made = not root.exists()
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=root, prefix=".unpack-", suffix=TMP_SUFFIX))
+    try:
+        safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # Python >= 3.10.12 / 3.11.4
+        tar.extractall(staging, **safe)
         for name in names:
-            if (root / name).exists():
-                out.append(root / name)
-                continue
-            safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # Python >= 3.10.12 / 3.11.4
-            tar.extractall(root, members=[m for m in members if Path(m.name).parts[0] == name], **safe)
-            out.append(root / name)
-    for p in out:
-        Results(p)  # verified: sizes against the copy's manifest
-    return out
+            _verify(staging, name, what)
+        same = {name: (root / name).is_dir() and _same_folder(root / name, staging / name) is None for name in names}
+        for name in names:
+            there = root / name
+            if not same[name] and there.exists() and (not there.is_dir() or any(there.iterdir())):
+                raise _conflict(root, name, what, staging)
+        for name in names:
+            if not same[name]:
+                try:
+                    os.rename(staging / name, root / name)  # onto nothing or an empty folder
+                except OSError:  # made there meanwhile (another unpack): fine when it is this copy
+                    if _same_folder(root / name, staging / name) is not None:
+                        raise _conflict(root, name, what, staging) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        tar.close()
+        if made and not any(root.iterdir()):
+            root.rmdir()
+    return [root / name for name in names]
+
+
+def _verify(staging: Path, name: str, what: str) -> None:
+    """CorruptArchiveError unless `staging/name` is a run whose files are what its manifest records."""
+    try:
+        damaged = Results(staging / name, verify=False).damaged(checksums=True)
+    except CorruptRunError as e:
+        text = str(e).replace(str(staging) + os.sep, "").split("; ")[0]
+        raise CorruptArchiveError(f"{what} is damaged: its {text}; {RECOPY}") from None
+    for f, problem in damaged.items():
+        raise CorruptArchiveError(f"{what} is damaged: its {name}/{f} {problem}; {RECOPY}")
+
+
+def _conflict(root: Path, name: str, what: str, staging: Path) -> ValueError:
+    why = _same_folder(staging / name, root / name) if (root / name).is_dir() else "it is a file"
+    return invalid(
+        "root",
+        str(root),
+        f"a runs folder without {name} or with the same copy of it: {root / name} holds another run than the one "
+        f"in {what} ({why}); unpack with another root= or move {root / name} away first (it is never replaced)",
+    )
+
+
+_FLAGS = {"target": "--out", "part_bytes": "--part-bytes", "root": "--root"}
+
+
+def _as_flags(message: str) -> str:
+    """A message of pack/unpack in the command line's words: argument names (``root = ``, ``root=``) -> flags."""
+    return re.sub(r"(?<![\w.-])(target|part_bytes|root)(?= = |=)=?", lambda m: _FLAGS[m[1]], message)
+
+
+class UsageError(SystemExit):
+    """Exit status 2 (argparse's) after a one-line message on stderr; str() is the message."""
+
+    def __init__(self, prog: str, message: str):
+        super().__init__(2)
+        self.message = " ".join(message.split())
+        print(f"{prog}: error: {self.message}", file=sys.stderr)
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def main(argv=None) -> int:
@@ -125,17 +341,24 @@ def main(argv=None) -> int:
     a = sub.add_parser("pack", help="tables-only copies of runs in one .tar.gz")
     a.add_argument("runs", nargs="+")
     a.add_argument("--out", required=True)
-    a.add_argument("--part-bytes", type=int, default=None)
+    a.add_argument(
+        "--part-bytes", type=int, default=None, help=f"split into pieces of at most this (>= {MIN_PART_BYTES})"
+    )
     b = sub.add_parser("unpack", help="the runs of an archive under a runs folder")
     b.add_argument("archive")
-    b.add_argument("--root", default="outputs/runs")
+    b.add_argument("--root", default=None, help="the runs folder (default: $MEMNB_RUNS, else outputs/runs)")
     args = p.parse_args(argv)
-    if args.command == "pack":
-        for f in pack(args.runs, args.out, args.part_bytes):
-            print(f)
-    else:
-        for r in unpack(args.archive, args.root):
-            print(r)
+    try:
+        if args.command == "pack":
+            if args.part_bytes is not None:
+                check_int("--part-bytes", args.part_bytes, lo=MIN_PART_BYTES)
+            for f in pack(args.runs, args.out, args.part_bytes):
+                print(f)
+        else:
+            for r in unpack(args.archive, args.root):
+                print(r)
+    except ValueError as e:  # CorruptArchiveError too
+        raise UsageError(p.prog, _as_flags(str(e))) from None
     return 0
 
 
