@@ -9,7 +9,8 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from memnb import ExperimentConfig, run_experiment
 from memnb.analysis import anomaly
 from memnb.analysis.anomaly import auroc, average_precision, knn_score, memorization_score
-from memnb.analysis.stats import first_copies
+from memnb.analysis.copies import first_copies
+from memnb.views.anomaly import plot_benchmark
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +90,7 @@ def test_score_run_and_summary_on_a_tiny_run(tiny_run):
     costs = anomaly.cost_table([tiny_run], scores)
     assert costs.diffusion_wall_s_per_set.iloc[0] >= costs.diffusion_compute_s_per_set.iloc[0] > 0
     assert costs.knn_s.iloc[0] > 0
-    fig = anomaly.plot_benchmark(summary)
+    fig = plot_benchmark(summary)
     assert len(fig.data) == 2 * len(anomaly.METHODS) + 1
 
 

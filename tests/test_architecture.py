@@ -153,3 +153,50 @@ def test_imports_are_read_from_the_source(source, expected, tmp_path):
     f.write_text(source)
     known = set(modules())
     assert imports_of("memnb.data.injection", f, known) == expected
+
+
+# -- plotly lives in memnb/views (and the workflows above it) only -------------------------------------------
+def plotly_imports(path: Path) -> list[str]:
+    """The plotly modules a source file imports, module level or inside functions ("plotly", "plotly.x.y")."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name.split(".")[0] == "plotly"]
+        elif isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").split(".")[0] == "plotly":
+            found.append(node.module)
+    return found
+
+
+def test_no_module_below_views_imports_plotly():
+    views = LAYERS["memnb.views"]
+    bad = {m: plotly_imports(f) for m, f in modules().items() if layer(m)[1] < views and plotly_imports(f)}
+    assert bad == {}, f"figures belong in memnb/views; these modules below it import plotly: {bad}"
+
+
+@pytest.mark.parametrize(
+    "source,expected",
+    [
+        ("import plotly", ["plotly"]),
+        ("import numpy as np, plotly.graph_objects as go", ["plotly.graph_objects"]),
+        ("def f():\n    from plotly.subplots import make_subplots", ["plotly.subplots"]),
+        ("class A:\n    def f(self):\n        import plotly.express as px", ["plotly.express"]),
+        ("from .plotly import x\nimport plotlyish\n# import plotly", []),
+    ],
+)
+def test_plotly_imports_are_read_from_the_source(source, expected, tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text(source)
+    assert plotly_imports(f) == expected
+
+
+# -- one idea per module: analysis and views stay under 400 lines ---------------------------------------------
+MAX_LINES = 400
+
+
+def test_analysis_and_view_modules_stay_under_400_lines():
+    long = {
+        m: n
+        for m, f in modules().items()
+        if layer(m)[0] in ("memnb.analysis", "memnb.views") and (n := len(f.read_text().splitlines())) > MAX_LINES
+    }
+    assert long == {}, f"split these modules by idea (at most {MAX_LINES} lines each): {long}"

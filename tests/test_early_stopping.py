@@ -13,6 +13,7 @@ from memnb.analysis import early_stopping as es
 from memnb.analysis.early_stopping import EarlyStopping, EpochContext, replay
 from memnb.core.vocabulary import GROUP_LABELS
 from memnb.experiment.tabulate import table_thresholds
+from memnb.views.early_stopping import plot_quality
 
 CONFIG = ExperimentConfig(
     n_base=120, n_outliers=8, n_duplicates=8, epochs=4, n_repeats=2, test_set="matched", device="cpu"
@@ -208,7 +209,7 @@ def test_evaluate_stopping_on_a_tiny_run(full_run):
     assert list(summary.stopped) == [CONFIG.n_repeats, 0]
     text = es.format_summary(summary)
     assert text["stop epoch"].iloc[1] == "never"
-    assert len(es.plot_quality(quality, ev).data) == 3
+    assert len(plot_quality(quality, ev).data) == 3
     with pytest.raises(ValueError, match="not complete"):
         es.evaluate_stopping(_partial(full_run), cbs)
 

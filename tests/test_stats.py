@@ -1,4 +1,4 @@
-"""Each statistic of memnb.analysis.stats against a hand-computed case or an independent reference."""
+"""Each statistic of memnb.analysis.stats (and .inference, .copies) against a hand-computed case or an independent reference."""
 
 import math
 
@@ -7,16 +7,13 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
+from memnb.analysis.copies import first_copy_epochs
+from memnb.analysis.inference import bootstrap_ci, cohens_dz, paired_permutation_test, rank_biserial
 from memnb.analysis.stats import (
-    bootstrap_ci,
     censor,
-    cohens_dz,
-    first_copy_epochs,
     half_level_epoch,
     null_corrected,
     onset_epoch,
-    paired_permutation_test,
-    rank_biserial,
     signal_frame,
     timing_table,
     zu_effect,

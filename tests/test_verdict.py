@@ -14,13 +14,16 @@ from memnb.analysis.verdict import (
     Variant,
     compare_groups,
     decide,
+    default_variants,
     find_runs,
     format_table,
-    plot_timings,
     timings,
     verdict,
     verdict_table,
 )
+from memnb.core.registry import CRITERIA
+from memnb.metric.criteria import Criterion
+from memnb.views.verdict import plot_timings
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = np.arange(0, 101, 5)
@@ -163,6 +166,31 @@ def test_verdict_on_stored_runs(tiny_runs):
     # an off-grid threshold is recomputed from the stored distances
     t = timings(find_runs(str(tiny_runs / "*")), [Variant("paper", 1.7)])
     assert set(t.metric) == {"paper k=1.7 (copied)"}
+
+
+def test_a_registered_criterion_is_judged(tiny_runs):
+    """The verdict's criteria are the registry's: a criterion registered after the runs were stored gets its
+    rows (recomputed from the stored distances), and is gone again once unregistered."""
+    strict_paper = Criterion(
+        "strict_paper_test",
+        numerator="d_test",
+        strict=True,
+        threshold_field="ratio",
+        rule="strict paper: d_test > {k:g}·d1",
+        button="strict paper",
+    )
+    assert [v.criterion for v in default_variants(values=("copied",))] == [*CRITERIA.names(), "zu"]
+    with CRITERIA.added(strict_paper):
+        assert [v.criterion for v in default_variants(values=("copied",))] == [*CRITERIA.names(), "zu"]
+        tab, tim = verdict(runs_root=tiny_runs, n_bootstrap=200)
+        assert {"strict_paper_test k=1.5 (copied)", "strict_paper_test k=1.5 (conditional)"} <= set(tab.metric)
+        assert tab.metric.nunique() == 9 and len(tab) == 2 * 9 * 2  # runs x variants x timings
+        # continuous distances: '>' and '>=' differ only on ties, so its times are the paper criterion's
+        new, paper = (
+            tim[tim.metric == f"{c} k=1.5 (copied)"].reset_index(drop=True) for c in ("strict_paper_test", "paper")
+        )
+        pd.testing.assert_series_equal(new.onset, paper.onset)
+    assert "strict_paper_test" not in {v.criterion for v in default_variants()}
 
 
 @pytest.mark.slow

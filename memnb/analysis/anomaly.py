@@ -6,7 +6,7 @@ per training point (higher = more anomalous) and measures, on runs with injected
 well each score recovers them (AUROC, average precision), beside scikit-learn's IsolationForest,
 LocalOutlierFactor and a k-nearest-neighbour distance on the same training sets.
 
-Memorization scores (from `stats.copy_matrix`: at every evaluated epoch, which training points a
+Memorization scores (from `copies.copy_matrix`: at every evaluated epoch, which training points a
 memorized sample copies, under one criterion and threshold):
 
 - ``first_copy`` (the paper's idea, taken literally; the default): the first evaluated epoch at
@@ -39,7 +39,8 @@ from sklearn.ensemble import IsolationForest
 from sklearn.neighbors import LocalOutlierFactor
 
 from ..core.vocabulary import OUTLIER
-from .stats import bootstrap_ci, copy_matrix  # noqa: F401 (copy_matrix: re-exported for users of the scores)
+from .copies import copy_matrix  # noqa: F401 (re-exported for users of the scores)
+from .inference import bootstrap_ci
 
 MEMORIZATION_SCORES = ("first_copy", "copy_rarity")
 CONTROLS = ("first_copy_null",)
@@ -270,62 +271,3 @@ def cost_table(runs, scores: pd.DataFrame) -> pd.DataFrame:
         row.update({f"{meth}_s": per.get(meth, np.nan) for meth in METHODS})
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def plot_benchmark(summary: pd.DataFrame):
-    """Plotly figure: AUROC and AP (mean and interval over repeats) per dataset x outlier count, one colour per method."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    colours = {
-        "first_copy": "#d62728",
-        "copy_rarity": "#ff7f0e",
-        "first_copy_null": "#7f7f7f",
-        "isolation_forest": "#1f77b4",
-        "lof": "#2ca02c",
-        "knn": "#9467bd",
-    }
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("AUROC (0.5 = chance)", "average precision (dashes: chance)"))
-    summary = summary.assign(cell=summary.dataset + ", " + summary.n_outliers.astype(str) + " outliers")
-    for method, g in summary.groupby("method", sort=False):
-        for col, metric in ((1, "auroc"), (2, "ap")):
-            fig.add_trace(
-                go.Scatter(
-                    x=g.cell,
-                    y=g[metric],
-                    mode="markers",
-                    name=METHOD_LABELS[method],
-                    legendgroup=method,
-                    showlegend=col == 1,
-                    marker=dict(color=colours[method], size=9),
-                    error_y=dict(
-                        type="data",
-                        symmetric=False,
-                        array=g[f"{metric}_high"] - g[metric],
-                        arrayminus=g[metric] - g[f"{metric}_low"],
-                    ),
-                ),
-                row=1,
-                col=col,
-            )
-    chance = summary.drop_duplicates("cell")
-    fig.add_trace(
-        go.Scatter(
-            x=chance.cell,
-            y=chance.chance_ap,
-            mode="markers",
-            name="chance",
-            marker=dict(symbol="line-ew-open", size=24, color="black"),
-        ),
-        row=1,
-        col=2,
-    )
-    fig.add_hline(y=0.5, line_dash="dash", line_color="grey", row=1, col=1)
-    fig.update_layout(
-        scattermode="group",
-        height=430,
-        title="Recovering injected outliers: mean over repeats, 95% bootstrap interval",
-        yaxis_range=[0, 1.02],
-        yaxis2_range=[0, 1.02],
-    )
-    return fig

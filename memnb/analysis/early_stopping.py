@@ -35,16 +35,17 @@ import numpy as np
 import pandas as pd
 
 from ..core.callbacks import EpochContext, check_callbacks  # noqa: F401 (re-exported: the protocol's context)
-from ..core.config import ExperimentConfig
 from ..core.registry import CRITERIA
-from ..core.vocabulary import GROUP_LABELS, GROUPS, VALUES
+from ..core.run_config import RunConfig
+from ..core.vocabulary import GROUP_LABELS, GROUPS, OUTLIER, VALUES
 from ..experiment.replay import context_of, first_stop, replay  # noqa: F401 (re-exported for the study's users)
 from ..experiment.runner import run_experiment
 from ..experiment.tabulate import summarize, summary_at, summary_shape
+from .inference import bootstrap_ci
 from .quality import energy_distance
 
 
-def _criterion_threshold(config: ExperimentConfig, criterion: str, k: float | None) -> float:
+def _criterion_threshold(config: RunConfig, criterion: str, k: float | None) -> float:
     """The criterion's threshold: `k`, or the config's own (ratio, train_ratio, 1 / relative_alpha)."""
     if k is not None:
         return float(k)
@@ -88,7 +89,7 @@ class EarlyStopping:
 
     def __init__(
         self,
-        group: str = "outlier",
+        group: str = GROUPS[OUTLIER],
         value: str = "copied",
         criterion: str = "paper",
         k: float | None = None,
@@ -297,8 +298,6 @@ def stopping_summary(
 
     Means of a column with NaN (stop_epoch of repeats that never stopped) are over the others.
     """
-    from .stats import bootstrap_ci
-
     by = list(by)
     skip = set(by) | {"run", "dataset", "n_outliers", "repeat", "final_epoch"}
     cols = [c for c in evaluation.columns if c not in skip and pd.api.types.is_numeric_dtype(evaluation[c])]
@@ -333,10 +332,10 @@ def format_summary(summary: pd.DataFrame, by=("callback",)) -> pd.DataFrame:
     out["energy at end"] = cell("energy_final")
     out["energy stop - end"] = cell("energy_change")
     out["energy, fresh data"] = cell("energy_reference")
-    for g in GROUPS:
-        if f"excess_{g}_stop" in summary:
-            out[f"{g} excess at end"] = cell(f"excess_{g}_final")
-            out[f"{g} avoided"] = cell(f"avoided_{g}")
+    groups = [c[len("excess_") : -len("_stop")] for c in summary if c.startswith("excess_") and c.endswith("_stop")]
+    for g in groups:  # the run's own groups (config.group_names), as evaluate_stopping named them
+        out[f"{g} excess at end"] = cell(f"excess_{g}_final")
+        out[f"{g} avoided"] = cell(f"avoided_{g}")
     return pd.DataFrame(out)
 
 
@@ -371,55 +370,6 @@ def stopped_run(results, callback: EarlyStopping, root) -> dict:
         "full_compute_s": seconds(results.manifest, False),
         "identical": bool(a.reset_index(drop=True).equals(b)),
     }
-
-
-def plot_quality(quality: pd.DataFrame, evaluation: pd.DataFrame | None = None):
-    """Plotly figure: energy distance to the test points over epochs (mean over repeats), one line per run,
-    the fresh-data reference dashed; markers at each callback's stop epochs (per repeat) when `evaluation`
-    (from `evaluate_runs`) is given. quality: `quality_by_epoch` frames concatenated with a ``run`` column."""
-    import plotly.colors
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    palette = plotly.colors.qualitative.Plotly
-    for i, (run, g) in enumerate(quality.groupby("run", sort=False)):
-        m = g.groupby("epoch")[["energy", "energy_reference"]].mean()
-        colour = palette[i % len(palette)]
-        fig.add_trace(
-            go.Scatter(
-                x=m.index, y=m.energy, name=run.rsplit("-r", 1)[0], mode="lines+markers", line=dict(color=colour)
-            )
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=m.index,
-                y=m.energy_reference,
-                mode="lines",
-                showlegend=False,
-                line=dict(dash="dash", color=colour),
-                hoverinfo="skip",
-            )
-        )
-    if evaluation is not None:
-        symbols = ["triangle-down", "x", "diamond", "star"]
-        for i, (cb, g) in enumerate(evaluation.dropna(subset=["stop_epoch"]).groupby("callback", sort=False)):
-            fig.add_trace(
-                go.Scatter(
-                    x=g.stop_epoch,
-                    y=g.energy_stop,
-                    mode="markers",
-                    name=f"stop: {cb}",
-                    marker=dict(symbol=symbols[i % len(symbols)], size=9, color="black"),
-                )
-            )
-    fig.update_layout(
-        title="Sample quality over training: energy distance to held-out points (dashed: fresh data)",
-        xaxis_title="epoch",
-        yaxis_title="energy distance D",
-        yaxis_type="log",
-        height=450,
-    )
-    return fig
 
 
 def quality_runs(runs, seed: int = 0) -> pd.DataFrame:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..core.vocabulary import GROUPS, OUTLIER
 from ..experiment.tabulate import TABLE_COLUMNS
 from ..metric.null import analytic_null, chance_level, expected_null
 
@@ -28,7 +29,7 @@ def sanity_problems(table: pd.DataFrame, config, null_tolerance: float = 0.03) -
         return ["the table is empty"]
     # a criterion a run could not compute (all NaN: e.g. 'relative' in runs stored before it existed) is skipped
     computed = table.groupby("criterion")["memorized"].transform(lambda v: v.notna().any()).to_numpy(bool)
-    no_null = getattr(config, "null", None) == "none"  # a monitored run without a null set: its null columns are NaN
+    no_null = config.null == "none"  # a monitored run without a null set: its null columns are NaN
     for col in ("memorized", "memorized_null", "copied", "copied_null"):
         v = table[col].to_numpy(np.float64)
         if no_null and col.endswith("_null"):
@@ -48,7 +49,7 @@ def sanity_problems(table: pd.DataFrame, config, null_tolerance: float = 0.03) -
     groups, labels = set(table.group), (*config.group_names, "all")
     if groups != set(labels):
         problems.append(f"groups present {sorted(groups)}; expected {sorted(labels)}")
-    expected_sizes = {"outlier": config.n_outliers, "all": config.n_train}
+    expected_sizes = {GROUPS[OUTLIER]: config.n_outliers, "all": config.n_train}
     for g, n in expected_sizes.items():
         got = table.loc[table.group == g, "n_group_points"].unique()
         if len(got) and set(got.tolist()) != {n}:
@@ -99,13 +100,9 @@ def check_sanity(table: pd.DataFrame, config, null_tolerance: float = 0.03) -> s
     head = (
         f"sanity checks passed: {len(table)} rows, shares within [0, 1], {table.group.nunique()} groups, "
         f"{table.repeat.nunique()} repeats x {table.epoch.nunique()} epochs; "
-        + (
-            "no null set"
-            if getattr(config, "null", None) == "none"
-            else f"null level {100 * paper.memorized_null.mean():.2f}%"
-        )
+        + ("no null set" if config.null == "none" else f"null level {100 * paper.memorized_null.mean():.2f}%")
     )
-    if getattr(config, "null", None) == "none":
+    if config.null == "none":
         return head
     if not analytic_null(config):
         return head + " (held-out real points; no analytic level for this dataset)"

@@ -1,9 +1,9 @@
 """Statistics on stored results: when each group starts being memorized, with intervals and paired tests.
 
-Pure functions on arrays and tidy frames; nothing here trains or searches. Randomness (the
-bootstrap, and the permutation test above 16 repeats) comes only from a `numpy.random.Generator`
-made from the `seed` argument, never from global state (rliable's pitfall: its bootstrap draws
-from numpy's global RNG, so two identical calls can disagree).
+Pure functions on arrays and tidy frames; nothing here trains or searches. Here: signals, their
+null-corrected excess and the timing of its rise. The intervals and tests over repeats are
+memnb.analysis.inference (seeded, never global random state), the per-training-point copies
+memnb.analysis.copies; both are importable from here too.
 
 **Signals.** A *signal frame* has columns ``repeat``, ``epoch``, ``group``, ``signal``, ``null``:
 for each repeat, evaluated epoch and group, a measure that grows with memorization, and the
@@ -42,16 +42,16 @@ the other group is, the true difference is more negative; both censored gives 0.
 
 from __future__ import annotations
 
-import math
-from itertools import product
-
 import numpy as np
 import pandas as pd
 
 from ..core.vocabulary import GROUPS, display_groups
 from ..core.vocabulary import SIGNAL_VALUES as VALUES
-from ..metric.criteria import is_memorized, ratio_from
-from ..metric.neighbors import NEIGHBOUR_FIELDS
+
+# The statistics as one namespace: the intervals and tests over repeats (memnb.analysis.inference) and the
+# per-training-point copies (memnb.analysis.copies) live in their own modules and are re-exported here.
+from .copies import copy_matrix, first_copies, first_copy_epochs  # noqa: F401
+from .inference import bootstrap_ci, cohens_dz, paired_permutation_test, rank_biserial  # noqa: F401
 
 TIMED_GROUPS = GROUPS  # memnb's groups; a monitored run's own labels are timed too (every group but "all")
 TIMINGS = ("onset", "half")
@@ -98,100 +98,11 @@ def half_level_epoch(epochs, excess, margin: float, se=0.0, z: float = 0.0) -> n
     return np.where(ok, epochs[first], np.nan)
 
 
-def first_copy_epochs(epochs, copied) -> np.ndarray:
-    """Per training point, the first evaluated epoch at which a memorized sample copies it (NaN if never).
-
-    epochs: (E,); copied: (E, ..., N) bool, True where the point is copied at that epoch.
-    Returns (..., N) float.
-    """
-    epochs = np.asarray(epochs, np.float64)
-    copied = np.asarray(copied, bool)
-    first = np.argmax(copied, axis=0)
-    return np.where(copied.any(axis=0), epochs[first], np.nan)
-
-
 def censor(times, censor_at: float) -> tuple[np.ndarray, np.ndarray]:
     """(times with NaN replaced by `censor_at`, (same shape) bool mask of the censored entries)."""
     times = np.asarray(times, np.float64)
     missing = np.isnan(times)
     return np.where(missing, censor_at, times), missing
-
-
-# -- intervals and tests over repeats -------------------------------------------------------------
-def bootstrap_ci(
-    values, n_bootstrap: int = 10_000, seed: int = 0, level: float = 0.95, statistic=np.mean
-) -> tuple[float, float, float]:
-    """(estimate, low, high): percentile bootstrap interval of `statistic` over repeats.
-
-    values: (R,) one number per repeat (NaN entries are dropped first); resamples R repeats with
-    replacement `n_bootstrap` times from `numpy.random.default_rng(seed)`, so the same call gives
-    the same interval. NaNs when no value is left.
-    """
-    x = np.asarray(values, np.float64)
-    x = x[~np.isnan(x)]
-    if len(x) == 0:
-        return math.nan, math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(x), size=(n_bootstrap, len(x)))
-    boot = statistic(x[idx], axis=1)
-    tail = 100 * (1 - level) / 2
-    lo, hi = np.percentile(boot, [tail, 100 - tail])
-    return float(statistic(x)), float(lo), float(hi)
-
-
-def paired_permutation_test(diff, n_permutations: int = 100_000, seed: int = 0, exact_up_to: int = 16) -> float:
-    """Two-sided p-value of a mean paired difference of zero, by flipping signs (Fisher's paired test).
-
-    diff: (R,) paired differences (NaN dropped). Under H0 each difference is as likely to have
-    either sign; p = share of the 2^R sign patterns whose |mean| is at least the observed one,
-    enumerated exactly when R <= `exact_up_to`, else estimated from `n_permutations` patterns
-    drawn from `default_rng(seed)` (with the observed one counted, (b + 1) / (n + 1)). The smallest
-    attainable exact p is 2 / 2^R: 0.25 with 3 repeats, 0.0625 with 5, 0.03125 with 6.
-    """
-    d = np.asarray(diff, np.float64)
-    d = d[~np.isnan(d)]
-    R = len(d)
-    if R == 0:
-        return math.nan
-    observed = abs(d.mean())
-    tol = 1e-12 * max(1.0, np.abs(d).max())  # float noise must not push an equal |mean| below the observed one
-    if R <= exact_up_to:
-        signs = np.array(list(product((1.0, -1.0), repeat=R)))
-        return float(np.mean(np.abs(signs @ d) / R >= observed - tol))
-    rng = np.random.default_rng(seed)
-    signs = rng.choice((1.0, -1.0), size=(n_permutations, R))
-    b = np.sum(np.abs(signs @ d) / R >= observed - tol)
-    return float((b + 1) / (n_permutations + 1))
-
-
-def cohens_dz(diff) -> float:
-    """Standardised mean paired difference: mean / sd (ddof 1). +-inf for a constant non-zero
-    difference, NaN for fewer than 2 values or all zeros."""
-    d = np.asarray(diff, np.float64)
-    d = d[~np.isnan(d)]
-    if len(d) < 2:
-        return math.nan
-    m, s = d.mean(), d.std(ddof=1)
-    if s == 0:
-        return math.nan if m == 0 else math.copysign(math.inf, m)
-    return float(m / s)
-
-
-def rank_biserial(diff) -> float:
-    """Matched-pairs rank-biserial correlation (Kerby 2014): (W+ - W-) / (W+ + W-) in [-1, 1].
-
-    W+ and W- are the sums of the ranks of |diff| (average ranks for ties; zero differences
-    dropped, as in Wilcoxon's signed-rank test) over the positive and the negative differences.
-    NaN when every difference is zero.
-    """
-    from scipy.stats import rankdata
-
-    d = np.asarray(diff, np.float64)
-    d = d[~np.isnan(d) & (d != 0)]
-    if len(d) == 0:
-        return math.nan
-    ranks = rankdata(np.abs(d))
-    return float((ranks[d > 0].sum() - ranks[d < 0].sum()) / ranks.sum())
 
 
 # -- from stored results to signals ---------------------------------------------------------------
@@ -382,53 +293,3 @@ def null_corrected(
             }
         )
     return pd.DataFrame(rows)
-
-
-# -- per training point -------------------------------------------------------------------------------
-def copy_matrix(results, criterion: str, threshold: float, epochs=None) -> tuple[np.ndarray, np.ndarray]:
-    """Which training points a memorized sample copies, at every evaluated epoch.
-
-    results: a `Results`; a point is copied at an epoch when a sample memorized under `criterion`
-    at `threshold` has it (or an exact copy of it) as nearest training point. Returns
-    (epochs (E,) int, copied (2, E, R, N) bool), source 0 the generated samples and 1 the null
-    draws (fresh data: what chance alone copies).
-    """
-    epochs = results.evaluated_epochs if epochs is None else list(epochs)
-    groups, locations = results.data["groups"], results.locations
-    R, N = groups.shape
-    copied = np.zeros((2, len(epochs), R, N), bool)
-    for k, e in enumerate(epochs):
-        arrays = results.epoch_arrays(e)
-        for s, prefix in enumerate(("", "null_")):
-            for r in range(R):
-                ratio = ratio_from(
-                    criterion, {f: arrays[prefix + f][r] for f in NEIGHBOUR_FIELDS if prefix + f in arrays}
-                )
-                mem = is_memorized(criterion, ratio, threshold)
-                hit = np.zeros(locations[r].max() + 1, bool)
-                hit[locations[r][arrays[prefix + "index"][r][mem]]] = True
-                copied[s, k, r] = hit[locations[r]]
-    return np.asarray(epochs, np.int64), copied
-
-
-def first_copies(results, criterion: str, threshold: float, epochs=None) -> pd.DataFrame:
-    """Per repeat and training point, the first evaluated epoch at which a memorized sample copies it.
-
-    results: a `Results`; "copied" as in `copy_matrix`. Columns: repeat, point (index in the
-    training set), group, first_copy (generated samples; NaN = never), first_copy_null (the null
-    draws: when chance alone first "copies" it).
-    """
-    epochs, copied = copy_matrix(results, criterion, threshold, epochs)
-    groups = results.data["groups"]
-    R, N = groups.shape
-    first = [first_copy_epochs(epochs, copied[s]) for s in range(2)]
-    rr, pp = np.meshgrid(np.arange(R), np.arange(N), indexing="ij")
-    return pd.DataFrame(
-        {
-            "repeat": rr.reshape(-1),
-            "point": pp.reshape(-1),
-            "group": np.asarray(results.labels)[groups.reshape(-1).astype(np.int64)],
-            "first_copy": first[0].reshape(-1),
-            "first_copy_null": first[1].reshape(-1),
-        }
-    )

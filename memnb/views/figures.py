@@ -9,8 +9,6 @@ Conventions (band, null baseline, "first epoch above null") are those of `memnb.
 
 from __future__ import annotations
 
-import html
-import textwrap
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -33,6 +31,7 @@ from ..core.registry import CRITERIA
 from ..core.vocabulary import DISPLAY_GROUPS, GROUP_COLORS, GROUP_NAMES, VALUES, display_groups, group_color, group_name
 from ..metric.null import analytic_null, chance_level, expected_null  # noqa: F401
 from .export import export, figures_html, find_browser  # noqa: F401 (the figure notebooks export through here)
+from .titles import TITLE_WRAP, title_html, title_lines, top_title  # noqa: F401 (re-exported: the widgets' titles)
 
 # The figure notebooks read everything through this module: the summaries, checks and export it re-exports.
 __all__ = [
@@ -55,6 +54,8 @@ __all__ = [
     "subtitle",
     "title_html",
     "title_lines",
+    "top_title",
+    "TITLE_WRAP",
     "rates_figure",
     "paper_view",
     "group_view",
@@ -250,48 +251,6 @@ def subtitle(table: pd.DataFrame, value: str, n_shown: int | None = None) -> str
         else "dashed = null baseline"
     )
     return f"{VALUE_TITLE[value]}.\n{CRITERIA.get(crit).text(thr)}; mean of {n} repeat(s) with 95% t-band, faint lines = repeats, {null}"
-
-
-# Plotly never wraps a title: a longer line runs past the figure's right edge and is cut off.
-# Characters per line that fit a 1000-px figure at each of the title's font sizes (15, 13, 11 px).
-TITLE_WRAP = {"title": 110, "second": 130, "sub": 150}
-
-
-def _wrap(line: str, width: int) -> list[str]:
-    line = line.replace(" → ", "\u00a0→\u00a0")  # "100 → 10" stays on one line (textwrap never breaks at NBSP)
-    return textwrap.wrap(line, width, break_long_words=False, break_on_hyphens=False) or [""]
-
-
-def title_html(title: str, sub: str) -> str:
-    """Plotly title text: the title's lines (the second and later ones smaller), then the subtitle's, smallest.
-
-    Lines longer than `TITLE_WRAP` characters are wrapped at spaces; `title_lines` counts the result.
-    """
-    first, *rest = title.split("\n")
-    lines = [html.escape(w, quote=False) for w in _wrap(first, TITLE_WRAP["title"])]
-    lines += [
-        f"<span style='font-size:13px'>{html.escape(w, quote=False)}</span>"
-        for r in rest
-        for w in _wrap(r, TITLE_WRAP["second"])
-    ]
-    lines += [
-        f"<span style='font-size:11px'>{html.escape(w, quote=False)}</span>"
-        for r in sub.split("\n")
-        for w in _wrap(r, TITLE_WRAP["sub"])
-    ]
-    return "<br>".join(lines)
-
-
-def top_title(text: str) -> dict:
-    """Plotly title anchored at the top left (plotly centres a multi-line title in the margin, over the panels' titles)."""
-    return dict(
-        text=text, x=0.01, xanchor="left", y=1.0, yref="container", yanchor="top", pad=dict(t=26), font=dict(size=15)
-    )
-
-
-def title_lines(title_text: str) -> int:
-    """Lines of a `title_html` text."""
-    return title_text.count("<br>") + 1
 
 
 def rates_figure(

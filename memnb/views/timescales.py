@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..analysis.verdict import COMPARED
+
 DATASET_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
 
 
@@ -118,7 +120,7 @@ def plot_cells(cells: pd.DataFrame, value: str = "out_minus_inl"):
         )
         fig.update_xaxes(title_text=xt, type="category", row=1, col=col)
         fig.update_yaxes(title_text=yt, type="category", row=1, col=col)
-    what = "inlier" if value == "out_minus_inl" else "duplicate"
+    what = {f"out_minus_{g[:3]}": g for g in COMPARED}[value]  # the verdict's column names its group
     fig.update_layout(
         title=f"Outlier − {what} time to memorization (train-only, steps; > 0: outliers later) and the verdict",
         height=420,

@@ -34,7 +34,7 @@ _NOT_UPDATED = {"type", "xaxis", "yaxis"}
 
 def run_title(c) -> str:
     """A run in one line: memnb's own (dataset and injected groups) or a monitored one (model, data, groups)."""
-    if getattr(c, "kind", None) == "monitor":
+    if c.kind == "monitor":
         groups = ", ".join(f"{n} {g}" for g, n in zip(c.group_names, c.group_counts))
         return (
             f"{c.model} on {c.dataset}: {c.n_train} training points ({groups}), {len(c.eval_epochs)} epochs observed "
