@@ -6,6 +6,8 @@
 Each samples file holds the (n, d) or (R, n, d) samples drawn at one epoch, whose number is the last integer in
 its file name (``epoch_0040.npy`` -> 40; ``step-12000_samples.npy`` -> 12000). The run directory is written by
 `memnb.Monitor` (see memnb.experiment.monitor); epochs already stored are skipped unless ``--overwrite``.
+Bad input stops it before anything is written (epochs observed before a bad samples file are kept) with one
+line on stderr naming the flag, the value and what is allowed, and exit status 2 (argparse's).
 """
 
 from __future__ import annotations
@@ -18,7 +20,46 @@ from pathlib import Path
 
 import numpy as np
 
+from .experiment.archive import UsageError
 from .experiment.monitor import Monitor
+
+PROG = "python -m memnb.monitor"
+# memnb.Monitor's argument names -> this command line's flags ("name" is the last part of --out)
+FLAGS = {
+    "root": "--out",
+    "train": "--train",
+    "groups": "--groups",
+    "test": "--test",
+    "null": "--null",
+    "labels": "--labels",
+    "model": "--model",
+    "dataset": "--dataset",
+    "neighbors": "--neighbors",
+    "samples": "--samples",
+    "overwrite": "--overwrite",
+}
+# the stored config's keys (in "stored vs given" of a folder that holds another run) -> the flags that set them
+CONFIG_FLAGS = {
+    **{k: v for k, v in FLAGS.items() if k in ("model", "dataset", "neighbors", "null")},
+    "name": "--out",
+    "group_names": "--labels",
+    "group_counts": "--groups",
+    "data_sha256": "--train/--groups/--test/--null",
+    "dim": "--train",
+    "n_train": "--train",
+    "n_test_points": "--test",
+    "n_null_points": "--null",
+}
+
+
+def as_flags(message: str) -> str:
+    """A memnb.Monitor error in this command line's words: argument names (``model = ``, ``labels=``,
+    ``test's dimension``, the keys of "stored vs given") -> its flags, ``name`` -> --out."""
+    message = re.sub(r"(?<![\w.'-])name = ", "--out's folder name = ", message)
+    message = re.sub(r"(?<![\w.'-])name=", "--out", message)
+    names = "|".join(FLAGS)
+    message = re.sub(rf"(?<![\w.'-])({names})(?=( = |=|'s ))=?", lambda m: FLAGS[m[1]], message)
+    return re.sub(r"'(\w+)':", lambda m: f"'{CONFIG_FLAGS.get(m[1], m[1])}':", message)
 
 
 def epoch_of(path: str) -> int:
@@ -41,7 +82,7 @@ def _load(path: str | None, arg: str):
 
 
 def parse(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m memnb.monitor", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--train", required=True, help="(N, d) or (R, N, d) training points, .npy")
     p.add_argument("--groups", required=True, help="(N,) or (R, N) group codes or labels, .npy")
     p.add_argument("--test", required=True, help="(m, d) or (R, m, d) held-out test points, .npy")
@@ -58,14 +99,20 @@ def parse(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     a = parse(argv)
-    files = sorted(glob.glob(a.samples), key=epoch_of)
+    try:
+        files = sorted(glob.glob(a.samples), key=epoch_of)
+    except ValueError as e:
+        raise UsageError(PROG, str(e)) from None
     if not files:
-        raise SystemExit(f"--samples = {a.samples!r} matches no file")
+        raise UsageError(PROG, f"--samples = {a.samples!r} matches no file")
     epochs = [epoch_of(f) for f in files]
     twice = sorted({e for e in epochs if epochs.count(e) > 1})
     if twice:
-        raise SystemExit(f"--samples = {a.samples!r}: several files for epoch(s) {twice}; allowed: one file per epoch")
+        raise UsageError(
+            PROG, f"--samples = {a.samples!r}: several files for epoch(s) {twice}; allowed: one file per epoch"
+        )
     out = Path(a.out)
+    current = None  # the samples file being observed
     try:
         monitor = Monitor(
             _load(a.train, "--train"),
@@ -80,11 +127,13 @@ def main(argv=None) -> int:
             neighbors=a.neighbors,
         )
         for f, e in zip(files, epochs):
+            current = f
             summary = monitor.observe(e, lambda f=f: _load(f, "--samples"), overwrite=a.overwrite)
             row = summary[(summary.criterion == "paper") & (summary.group == "all")].iloc[0]
             print(f"epoch {e}: memorized {100 * row.memorized:.2f}% (null {100 * row.memorized_null:.2f}%)  {f}")
-    except ValueError as e:
-        raise SystemExit(f"error: {e}") from None
+    except ValueError as e:  # memnb.Monitor's, in its argument names: said in the flags
+        where = f"--samples file {current!r} (epoch {epoch_of(current)}): " if current is not None else ""
+        raise UsageError(PROG, where + as_flags(str(e))) from None
     print(f"wrote {monitor.path} ({len(monitor.epochs)} epochs); open it with memnb.Results({str(monitor.path)!r})")
     return 0
 
