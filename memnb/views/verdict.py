@@ -99,6 +99,7 @@ def plot_timings(timing: pd.DataFrame, statistic: str = "onset"):
     t["time"] = t[f"{statistic}_filled"]
     t["censored"] = np.where(t[f"{statistic}_censored"], "never (censored)", "observed")
     t["run"] = t["configuration"]
+    groups = [g for g in display_groups(t.group.unique()) if g != "all"]
     fig = px.box(
         t,
         x="group",
@@ -108,7 +109,8 @@ def plot_timings(timing: pd.DataFrame, statistic: str = "onset"):
         facet_row="metric",
         facet_col="run",
         hover_data=["repeat", "censored"],
-        category_orders={"group": [g for g in display_groups(t.group.unique()) if g != "all"]},
+        category_orders={"group": groups},
+        color_discrete_map={g: group_color(g, groups) for g in groups},
         title=f"Time to memorization per group ({statistic}; censored = one step after the last epoch)",
         height=260 * max(1, t.metric.nunique()) + 120,
     )
