@@ -165,3 +165,13 @@ def test_the_estimate_is_quick_for_absurd_sizes():
     t0 = time.perf_counter()
     est = estimate(ExperimentConfig(n_base=10**12, epochs=10**9))
     assert time.perf_counter() - t0 < 0.5 and est.memory_bytes > 10**15
+
+
+def test_the_constants_copied_from_upper_layers_are_theirs():
+    """core may not import metric or models: the sizes it copies from them are checked here."""
+    from memnb.metric.neighbors import NEIGHBOUR_FIELDS, RELATIVE_NEIGHBOURS, TORCH_CHUNK_BYTES
+    from memnb.models.sampling import CHUNK
+
+    assert resources.RELATIVE_NEIGHBOURS == RELATIVE_NEIGHBOURS and resources.SAMPLE_CHUNK == CHUNK
+    assert resources.TORCH_SEARCH_BYTES == 2 * TORCH_CHUNK_BYTES
+    assert resources.EPOCH_ARRAY_COUNT == 1 + 2 * len(NEIGHBOUR_FIELDS) + 3  # samples, 2 sources, summary, zu, zu_n
