@@ -194,6 +194,11 @@ def test_unpack_never_returns_another_run_than_the_archive_s(full, tmp_path):
     with pytest.raises(ValueError, match="manifest.json differ"):
         unpack(archive_file, tmp_path / "runs")
     assert Results(other).manifest["made_on"] == "another box"
+    # what an interrupted copy left there: refused as well
+    (tmp_path / "half" / full.path.name).mkdir(parents=True)
+    shutil.copy2(full.path / "config.json", tmp_path / "half" / full.path.name / "config.json")
+    with pytest.raises(ValueError, match="it lacks loss.parquet, manifest.json, table.parquet and 1 more"):
+        unpack(archive_file, tmp_path / "half")
     # the advice, followed: another root ...
     (path,) = unpack(archive_file, tmp_path / "elsewhere")
     assert Results(path).manifest["made_on"] == "the GPU box"

@@ -217,31 +217,34 @@ def _archive_files(archive) -> tuple[str, list[Path]]:
 
 def _tar_bytes(what: str, data: bytes, pieces: int) -> bytes:
     """The decompressed archive (gzip checks its CRC and length); CorruptArchiveError saying what is wrong."""
-    cut = "; if it came in pieces, the last may be missing or cut short" if pieces == 1 else ""
+    cut = " (if it came in pieces, the last may be missing)" if pieces == 1 else " (a piece may be cut short)"
     if not data:
         raise CorruptArchiveError(f"{what} is empty (0 bytes): truncated{cut}; {RECOPY}")
     try:
         return gzip.decompress(data)
     except EOFError:
         raise CorruptArchiveError(
-            f"{what} is truncated: its {len(data)} bytes end before its compressed stream does"
-            f"{cut if pieces == 1 else ' (a piece may be cut short)'}; {RECOPY}"
+            f"{what} is truncated: its {len(data)} bytes end before its compressed stream does{cut}; {RECOPY}"
         ) from None
     except (OSError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
         raise CorruptArchiveError(f"{what} is damaged ({type(e).__name__}: {e}); {RECOPY}") from None
 
 
 def _same_folder(a: Path, b: Path) -> str | None:
-    """None when folders `a` and `b` hold the same files, byte for byte; else how they differ."""
+    """None when folders `a` and `b` hold the same files, byte for byte; else how `b` differs from `a`."""
     files_a = {str(p.relative_to(a)) for p in a.rglob("*") if p.is_file()}
     files_b = {str(p.relative_to(b)) for p in b.rglob("*") if p.is_file()}
-    if files_a != files_b:
-        only = sorted(files_b - files_a)
-        return f"it also holds {', '.join(only[:3])}{' ...' if len(only) > 3 else ''}" if only else "files differ"
+
+    def listed(names) -> str:
+        names = sorted(names)
+        return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+    if files_b - files_a:
+        return f"it also holds {listed(files_b - files_a)}"
+    if files_a - files_b:
+        return f"it lacks {listed(files_a - files_b)}"
     differ = [f for f in sorted(files_a) if (a / f).read_bytes() != (b / f).read_bytes()]
-    if not differ:
-        return None
-    return f"its {', '.join(differ[:3])}{' ...' if len(differ) > 3 else ''} differ{'s' if len(differ) == 1 else ''}"
+    return f"its {listed(differ)} differ{'s' if len(differ) == 1 else ''}" if differ else None
 
 
 def unpack(archive: Path | str, root: Path | str | None = None) -> list[Path]:
@@ -254,10 +257,10 @@ def unpack(archive: Path | str, root: Path | str | None = None) -> list[Path]:
     root = default_root() if root is None else Path(root)
     if root.exists() and not root.is_dir():
         fail("root", str(root), "a folder for the runs (it is a file)")
-    data = b"".join(p.read_bytes() for p in files)
+    tar_bytes = _tar_bytes(what, b"".join(p.read_bytes() for p in files), len(files))
     try:
-        tar = tarfile.open(fileobj=io.BytesIO(_tar_bytes(what, data, len(files))), mode="r:")
-        members = tar.getmembers()
+        with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:") as tar:
+            members = tar.getmembers()
     except tarfile.TarError as e:
         raise CorruptArchiveError(f"{what} is damaged (not a tar archive: {e}); {RECOPY}") from None
     for m in members:
@@ -271,7 +274,8 @@ def unpack(archive: Path | str, root: Path | str | None = None) -> list[Path]:
     staging = Path(tempfile.mkdtemp(dir=root, prefix=".unpack-", suffix=TMP_SUFFIX))
     try:
         safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # Python >= 3.10.12 / 3.11.4
-        tar.extractall(staging, **safe)
+        with tarfile.open(fileobj=io.BytesIO(tar_bytes), mode="r:") as tar:
+            tar.extractall(staging, **safe)
         for name in names:
             _verify(staging, name, what)
         same = {name: (root / name).is_dir() and _same_folder(root / name, staging / name) is None for name in names}
@@ -288,7 +292,6 @@ def unpack(archive: Path | str, root: Path | str | None = None) -> list[Path]:
                         raise _conflict(root, name, what, staging) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-        tar.close()
         if made and not any(root.iterdir()):
             root.rmdir()
     return [root / name for name in names]
