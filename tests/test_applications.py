@@ -23,15 +23,18 @@ def test_full_profile_reduces_nothing_and_the_grid_is_the_benchmark():
 
 def test_laptop_and_smoke_say_what_they_reduce():
     grid, red = applications.apply_profile(applications.FULL, "laptop")
-    assert red == {"epochs": (2000, applications.LAPTOP_EPOCHS), "eval_every": (100, applications.LAPTOP_EVAL_EVERY)}
+    assert red == {"epochs": (2000, 400), "eval_every": (100, 40)}
     assert grid["datasets"] == applications.FULL["datasets"] and grid["n_repeats"] == 5
     text = applications.describe("Anomaly detection", "laptop", red, grid)
     assert "NOT the full benchmark" in text and "2000 -> 400" in text
     grid, red = applications.apply_profile(applications.FULL, "smoke")
     assert grid["epochs"] == 4 and set(red) == set(applications.FULL)
-    # a smaller value than the profile's cap is kept
+    # a value set apart from the benchmark's is kept by a profile (smaller or larger), the others are the profile's
     small = dict(applications.FULL, epochs=100)
     assert applications.apply_profile(small, "laptop")[0]["epochs"] == 100
+    mine, red = applications.apply_profile(dict(applications.FULL, datasets=["circle"], epochs=5000), "smoke")
+    assert mine["datasets"] == ["circle"] and mine["epochs"] == 5000 and mine["n_base"] == 60
+    assert "datasets" not in red and "epochs" not in red
     assert "differ from the full benchmark" in applications.describe("X", "full", {}, small)
 
 
@@ -44,12 +47,14 @@ def test_one_profile_vocabulary():
     """The application notebooks share the figure notebooks' profiles; their old name 'full' means 'paper'."""
     from memnb.workflows import profiles
 
-    assert applications.PROFILES == profiles.PROFILES == ("paper", "laptop", "smoke")
+    assert applications.PROFILES is profiles.PROFILES and tuple(profiles.PROFILES) == ("paper", "laptop", "smoke")
     assert applications.apply_profile(applications.FULL, "full") == applications.apply_profile(
         applications.FULL, "paper"
     )
     with pytest.raises(ValueError, match="missing"):
         applications.apply_profile({"datasets": ["moons"]}, "full")
+    with pytest.raises(ValueError, match=r"parameters \['epoch'\] are unknown"):
+        applications.apply_profile({**applications.FULL, "epoch": 3}, "laptop")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

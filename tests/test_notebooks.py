@@ -169,14 +169,15 @@ def test_render_smoke_writes_every_file(n, tmp_path):
 
 
 def test_explore_notebook_runs_headless(tmp_path):
-    """interactive=False: static figures and no widget; nbval runs the same notebook with interactive=True (widgets)."""
+    """interactive="false" (a string, as papermill -r passes it; check_parameters makes it False): static figures and
+    no widget; nbval runs the same notebook with interactive=True (widgets)."""
     out = tmp_path / "explore.ipynb"
     pm.execute_notebook(
         str(NOTEBOOKS / "explore.ipynb"),
         str(out),
         kernel_name="python3",
         progress_bar=False,
-        parameters=dict(runs_root=str(tmp_path / "runs"), interactive=False),
+        parameters=dict(runs_root=str(tmp_path / "runs"), interactive="false"),  # as papermill -r gives it
         cwd=str(NOTEBOOKS),
     )
     nb = nbformat.read(out, as_version=4)
@@ -234,3 +235,110 @@ def test_render_smoke_writes_the_digits_files(tmp_path):
     text = _outputs_text(nbformat.read(out / "digits.ipynb", as_version=4))
     assert text.startswith("Digits: profile 'smoke' -- NOT the measured protocol") and "sanity checks passed" in text
     assert "no analytic level" in text
+
+
+# -- profiles: one record, one rule, every workflow ------------------------------------------------------------
+def _workflow_entries():
+    """(workflow, defaults, the workflow's own entry point) of every workflow that applies a profile."""
+    from memnb.workflows import applications, digits, questions
+
+    figures = [("figure", c, lambda g, p, c=c: profiles.apply_profile(g, p)) for c in profiles.FIGURES.values()]
+    return [
+        *figures,
+        ("digits", digits.DIGITS, digits.apply_profile),
+        ("applications", applications.FULL, applications.apply_profile),
+        ("questions", questions.FULL, questions.apply_profile),
+        ("bring_your_own_model", digits.LOOP, None),
+    ]
+
+
+@pytest.mark.parametrize("profile", ["paper", "laptop", "smoke"])
+def test_every_workflow_applies_a_profile_through_the_one_rule(profile):
+    record = profiles.PROFILES[profile]
+    assert record.name == profile and set(record.settings) <= set(profiles.WORKFLOWS)
+    for workflow, defaults, entry in _workflow_entries():
+        one = profiles.apply_profile(defaults, profile, workflow, defaults)
+        if entry is not None:
+            assert entry(defaults, profile) == one, workflow  # the workflow's entry is the one rule, bound
+        applied, reductions = one
+        keys = defaults if isinstance(defaults, dict) else defaults.to_dict()
+        settings = record.settings.get(workflow, {})
+        assert set(settings) <= set(keys), f"{workflow}: the profile names a parameter the workflow lacks"
+        assert set(reductions) <= set(settings) and (reductions == {}) == (profile == "paper")
+        out = applied if isinstance(applied, dict) else applied.to_dict()
+        assert all(out[k] == b and keys[k] == a for k, (a, b) in reductions.items())
+        # the same profile sets the same fields in every workflow that has them
+        if profile == "smoke" and "n_repeats" in keys:
+            assert out["n_repeats"] == 2 and out.get("eval_every", 1) == 1, workflow
+        if profile == "laptop" and workflow in ("figure", "digits"):
+            assert out["n_repeats"] == profiles.LAPTOP_REPEATS, workflow
+    # render prints what the figure notebooks apply
+    _, reductions = profiles.apply_profile(profiles.figure_config(1), profile, "figure", profiles.figure_config(1))
+    text = render.reductions_text(1, profile)
+    assert all(f"{k:<13} {a!s:>6} -> {b!s:<6}" in text for k, (a, b) in reductions.items()) and text.count("->") == len(
+        reductions
+    )
+
+
+def test_the_rule_keeps_what_was_set_apart_and_derives_from_what_was_given():
+    paper = profiles.figure_config(1)
+    mine = paper.replace(n_repeats=5, n_base=5000)
+    applied, red = profiles.apply_profile(mine, "laptop", "figure", paper)
+    assert applied.n_repeats == 5 and "n_repeats" not in red  # set apart: kept
+    # epochs are the laptop's budget of optimizer steps for the points given (5800 of them, 181 steps per epoch)
+    assert red["epochs"] == (400, 350) and applied.eval_every == 35 and applied.n_base == 5000
+    smoke, red = profiles.apply_profile(mine, "smoke", "figure", paper)
+    assert smoke.n_base == 5000 and smoke.n_outliers == 400 and smoke.epochs == profiles.SMOKE_EPOCHS
+    # without defaults every parameter is taken as the default: the profile sets them all
+    assert profiles.apply_profile(mine, "smoke")[0].n_base == profiles.SMOKE_BASE
+
+
+def test_an_unknown_profile_or_workflow_fails_naming_the_allowed_ones(tmp_path):
+    from memnb.workflows import applications, digits, questions
+
+    allowed = r"profile 'fast' is unknown; allowed: paper \| laptop \| smoke"
+    for call in (
+        lambda: profiles.apply_profile(profiles.figure_config(1), "fast"),
+        lambda: digits.apply_profile(digits.DIGITS, "fast"),
+        lambda: applications.apply_profile(applications.FULL, "fast"),
+        lambda: questions.apply_profile(questions.FULL, "fast"),
+        lambda: render.render("fast", out=tmp_path),
+        lambda: render.prepare(tmp_path / "p", "fast"),
+        lambda: profiles.check_profile(None),
+    ):
+        with pytest.raises(ValueError, match=allowed.replace("'fast'", "('fast'|None)")):
+            call()
+    assert profiles.check_profile("full") == "paper"  # the application notebooks' old name
+    with pytest.raises(ValueError, match=r"workflow = 'figures' is invalid; allowed: figure \| digits \|"):
+        profiles.apply_profile(profiles.figure_config(1), "smoke", "figures")
+
+
+# -- booleans: a string is not a boolean ----------------------------------------------------------------------
+def test_boolean_parameters_take_a_bool_or_true_false_and_refuse_the_rest():
+    from memnb.workflows import parameters
+
+    cell = "profile = 'laptop'\ninteractive = True  # comment\nruns_root = None\nn: int = 3"
+    assert parameters.boolean_parameters(cell) == ["interactive"]
+    for given, want in ((True, True), (False, False), ("true", True), ("True", True), ("false", False)):
+        ns = {"In": ["", cell, f"# Parameters\ninteractive = {given!r}\n"], "interactive": given}
+        parameters.check_parameters(ns)
+        assert ns["interactive"] is want
+    for bad in ("no", "yes", "FALSE", "0", 0, 1, None, ""):
+        ns = {"In": ["", cell, f"# Parameters\ninteractive = {bad!r}\n"], "interactive": bad}
+        with pytest.raises(ValueError, match=r"interactive = .* is invalid; allowed: True or False"):
+            parameters.check_parameters(ns)
+    with pytest.raises(ValueError, match=r"text_progress = 'no' is invalid; allowed: True or False"):
+        profiles.run(profiles.figure_config(4), "unused", text_progress="no")
+
+
+def test_papermill_r_interactive_no_fails_before_any_work(tmp_path):
+    """`papermill -r interactive no` (a raw string) stops at the parameter check, naming it, and trains nothing."""
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "papermill"), str(NOTEBOOKS / "explore.ipynb"), str(tmp_path / "out.ipynb")]
+        + ["-r", "interactive", "no", "-r", "runs_root", str(tmp_path / "runs"), "--cwd", str(NOTEBOOKS)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode != 0
+    assert "interactive = 'no' is invalid; allowed: True or False" in proc.stdout + proc.stderr
+    assert not (tmp_path / "runs").exists()

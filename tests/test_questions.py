@@ -16,7 +16,7 @@ import pytest
 from memnb.analysis.early_stopping import quality_by_epoch
 from memnb.experiment.results import Results
 from memnb.experiment.runner import run_dir
-from memnb.workflows import questions
+from memnb.workflows import profiles, questions
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "questions.ipynb"
@@ -30,7 +30,8 @@ def test_full_profile_is_the_issues_grid_and_the_others_say_what_they_reduce():
     assert grid["depths"] == [1, 2, 3, 6] and grid["learning_rates"] == [1e-4, 3e-4, 1e-3, 3e-3]
     assert grid["batch_sizes"] == [8, 32, 128] and grid["n_repeats"] >= 5 and grid["datasets"] == ["moons", "gmm_d"]
     grid, red = questions.apply_profile(questions.FULL, "laptop")
-    assert set(red) == set(questions.LAPTOP) and all(grid[k] == v for k, v in questions.LAPTOP.items())
+    laptop = profiles.PROFILES["laptop"].settings["questions"]
+    assert set(red) == set(laptop) and all(grid[k] == v for k, v in laptop.items())
     assert "reduced:" in questions.describe("laptop", red, grid)
     # a parameter set apart from the full grid is kept by a profile
     mine = dict(questions.FULL, sizes=[64, 96])

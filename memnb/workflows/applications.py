@@ -5,13 +5,13 @@ grid of runs: datasets x outlier counts, each a `memnb.ExperimentConfig` with no
 (the positives of the anomaly benchmark are the injected outliers alone) and the matched test set
 (with the paper's base test set every sample near the outlier cluster counts as memorized, by
 construction, which would decide the memorization scores). `FULL` is the benchmark reported in
-docs/applications.md; a notebook's parameters default to it, and `profile` reduces them:
-
-Profiles are memnb's one vocabulary (`profiles.PROFILES`; ``full`` is accepted for ``paper``):
+docs/applications.md; a notebook's parameters default to it, and `profile` reduces them through memnb's one rule
+(`apply_profile` is `profiles.apply_profile` with `FULL` as the defaults: a parameter set apart from `FULL` is kept),
+with the values of `profiles.PROFILES[...].settings["applications"]` (``full`` is accepted for ``paper``):
 
 - ``paper`` (or ``full``): nothing reduced (about 6 minutes per run on the shared 2-core machine, 6 runs);
-- ``laptop`` (notebook default): at most `LAPTOP_EPOCHS` epochs, evaluated every
-  `LAPTOP_EVAL_EVERY` (a few minutes in all); same datasets, sizes, outliers and repeats;
+- ``laptop`` (notebook default): 400 epochs evaluated every 40 (a few minutes in all); same datasets, sizes,
+  outliers and repeats;
 - ``smoke``: seconds, for tests: one dataset, 5 outliers among 60 points, 2 repeats, 4 epochs.
 """
 
@@ -22,31 +22,20 @@ from typing import Any
 
 from ..core.config import ExperimentConfig
 from ..experiment.runner import run_experiment
+from . import profiles
 from .profiles import PROFILES, check_profile, resolve_runs_root
 
-__all__ = ["PROFILES", "FULL", "SHARED", "SMOKE", "apply_profile", "configs", "describe", "run_grid"]
+__all__ = ["PROFILES", "FULL", "SHARED", "apply_profile", "configs", "describe", "run_grid"]
 
 FULL: dict[str, Any] = dict(
     datasets=["moons", "circle", "gmm"], outlier_counts=[10, 20], n_base=200, n_repeats=5, epochs=2000, eval_every=100
 )
 SHARED = dict(n_duplicates=0, test_set="matched", seed=0)  # fixed fields of every benchmark run
-LAPTOP_EPOCHS, LAPTOP_EVAL_EVERY = 400, 40
-SMOKE: dict[str, Any] = dict(datasets=["moons"], outlier_counts=[5], n_base=60, n_repeats=2, epochs=4, eval_every=1)
 
 
 def apply_profile(params: Mapping[str, Any], profile: str) -> tuple[dict[str, Any], dict[str, tuple[Any, Any]]]:
-    """(parameters to run, {name: (given, reduced)}) for `profile`; params holds the keys of `FULL`."""
-    profile = check_profile(profile)
-    missing = sorted(set(FULL) - set(params))
-    if missing:
-        raise ValueError(f"parameters {missing} are missing; allowed: a mapping with keys {sorted(FULL)}")
-    out = {k: params[k] for k in FULL}
-    if profile == "laptop":
-        out["epochs"] = min(out["epochs"], LAPTOP_EPOCHS)
-        out["eval_every"] = min(out["eval_every"], LAPTOP_EVAL_EVERY)
-    elif profile == "smoke":
-        out.update(SMOKE)
-    return out, {k: (params[k], out[k]) for k in FULL if out[k] != params[k]}
+    """`profiles.apply_profile` of the benchmark grid: params holds the keys of `FULL`, its defaults."""
+    return profiles.apply_profile(params, profile, "applications", FULL)
 
 
 def configs(params: Mapping[str, Any]) -> list[ExperimentConfig]:

@@ -5,11 +5,11 @@
 base images with a bright 2x2 corner block, the paper's section 5.1 example) and 10 near-duplicates,
 the matched test set and a held-out null part, 10 repeats. The DDPM uses 100 steps with betas up to
 0.1 (abar_T = 0.006: nearly pure noise, unlike tiny-diffusion's 50 steps to 0.02, abar_T = 0.60).
-`notebooks/digits.ipynb` defaults to it; `apply_profile` reduces it:
+`notebooks/digits.ipynb` defaults to it; `apply_profile` (memnb's one rule, `profiles.apply_profile`, with
+`DIGITS` as the defaults) reduces it as `profiles.PROFILES[...].settings["digits"]` says:
 
 - ``paper``: as given (nothing reduced);
-- ``laptop``: 3 repeats, at most `LAPTOP_EPOCHS` epochs, evaluated at least every `LAPTOP_EVAL_EVERY`
-  (119 s on the 2-core machine: the finding's curves, with 3 repeats instead of 10);
+- ``laptop``: 3 repeats (119 s on the 2-core machine: the finding's curves, with 3 repeats instead of 10);
 - ``smoke``: seconds, for CI: 60 base images, 2 repeats, 4 epochs, a narrow network.
 """
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.config import ExperimentConfig
-from .profiles import check_profile
+from . import profiles
 
 DIGITS = ExperimentConfig(
     dataset="digits",
@@ -39,40 +39,14 @@ DIGITS = ExperimentConfig(
     eval_every=150,
     n_repeats=10,
 )
-LAPTOP_REPEATS, LAPTOP_EPOCHS, LAPTOP_EVAL_EVERY = 3, 3000, 300
-SMOKE = dict(
-    n_base=60,
-    n_outliers=4,
-    n_duplicates=4,
-    n_test=60,
-    epochs=4,
-    eval_every=1,
-    n_repeats=2,
-    hidden_size=32,
-    embedding_size=16,
-    hidden_layers=1,
-    batch_size=16,
-)
+# notebooks/bring_your_own_model.ipynb's training loop (a diffusers U-Net on the digits, under memnb.Monitor): the
+# finding's length and observation interval; profiles.apply_profile(..., "bring_your_own_model", LOOP) shortens it
+LOOP: dict[str, int] = {"epochs": DIGITS.epochs, "observe_every": DIGITS.eval_every}
 
 
 def apply_profile(config: ExperimentConfig, profile: str) -> tuple[ExperimentConfig, dict[str, tuple[Any, Any]]]:
-    """(the config to run, {field: (given, reduced)}) for `profile` (see the module docstring)."""
-    profile = check_profile(profile)
-    changes: dict[str, Any] = {}
-    if profile == "laptop":
-        epochs = min(config.epochs, LAPTOP_EPOCHS)
-        changes = dict(
-            n_repeats=min(config.n_repeats, LAPTOP_REPEATS),
-            epochs=epochs,
-            eval_every=min(max(config.eval_every, 1), LAPTOP_EVAL_EVERY, max(1, epochs)),
-        )
-    elif profile == "smoke":
-        changes = {
-            k: (min(getattr(config, k), v) if isinstance(v, int) and getattr(config, k) is not None else v)
-            for k, v in SMOKE.items()
-        }
-    reduced = {k: (getattr(config, k), v) for k, v in changes.items() if getattr(config, k) != v}
-    return (config.replace(**changes) if reduced else config), reduced
+    """`profiles.apply_profile` of the digits workflow: `DIGITS` are the defaults (a field set apart is kept)."""
+    return profiles.apply_profile(config, profile, "digits", DIGITS)
 
 
 def describe(config: ExperimentConfig, profile: str, reductions) -> str:

@@ -105,7 +105,7 @@ from memnb.workflows.parameters import check_parameters
 check_parameters(globals())  # a misspelled papermill parameter (-p ration 2) fails here, before any work
 FIGURE = {figure}
 given = profiles.config_from(globals(), profiles.figure_config(FIGURE))  # the parameters above
-config, reductions = profiles.apply_profile(given, profile)
+config, reductions = profiles.apply_profile(given, profile, "figure", profiles.figure_config(FIGURE))
 print(profiles.describe_profile(profile, reductions, config, FIGURE, given))""",
         ),
         (

@@ -1,39 +1,33 @@
-"""The paper's four figure configurations and the profiles that shrink them to a laptop or to CI.
+"""Profiles: one record per profile (`PROFILES`), one rule that applies it (`apply_profile`); and the paper's four
+figure configurations (`FIGURES`), which the figure notebooks' parameters default to.
 
-A figure notebook's papermill parameters are the `ExperimentConfig` fields (defaults: that
-figure's configuration, `FIGURES[n]`) plus `profile`; `apply_profile` turns them into the
-configuration actually run and lists every field it reduced, so a notebook can print at the top
-of its output exactly how far a run is from the paper's protocol.
+A profile says, for every workflow (`WORKFLOWS`), which parameters it sets and to what:
 
-Profiles (`PROFILES`):
+- ``paper``: nothing: the parameters as given (for the figures the paper's configuration, every epoch evaluated,
+  10 repeats; for the others their measured or issue's protocol).
+- ``laptop``: minutes on a 2-core CPU. Figures: at most `LAPTOP_REPEATS` repeats, at most `LAPTOP_TRAIN_STEPS`
+  optimizer steps (rounded down to a multiple of 10 epochs), at most `LAPTOP_EVALS` + 1 evaluated epochs.
+- ``smoke``: seconds, for CI: 2 repeats and a few epochs everywhere (figures: at most `SMOKE_BASE` base points,
+  injections scaled in proportion, at least `SMOKE_MIN_INJECTED` each, `SMOKE_EPOCHS` epochs, all evaluated).
+  Its numbers show that the pipeline works, not the paper's result.
 
-- ``paper``: the configuration as given (for the figure defaults: the paper's, every epoch
-  evaluated, 10 repeats). Nothing is reduced.
-- ``laptop``: same dataset, sizes and injections; fewer repeats (at most `LAPTOP_REPEATS`),
-  fewer training epochs (at most `LAPTOP_TRAIN_STEPS` optimizer steps, rounded down to a
-  multiple of 10 epochs) and fewer evaluated epochs (at most `LAPTOP_EVALS` + 1), so that each
-  figure takes about five minutes on a 2-core CPU.
-- ``smoke``: seconds, for CI: at most `SMOKE_BASE` base points (injections scaled down in
-  proportion, at least `SMOKE_MIN_INJECTED` each), at most `SMOKE_EPOCHS` epochs, every one
-  evaluated, at most `SMOKE_REPEATS` repeats. Its numbers show that the pipeline works, not the
-  paper's result.
+`PROFILES[name].settings[workflow]` lists the values; `apply_profile`'s docstring states the one merge rule. Every
+workflow applies a profile through `apply_profile` (digits, applications and questions bind their defaults:
+``digits.apply_profile``, ...); a notebook prints at the top of its output what was reduced.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from ..core.config import CONFIG_FIELDS, ExperimentConfig
+from ..core.validate import check_bool
 from ..experiment.runner import run_experiment
-
-# One vocabulary of profiles for every notebook: the full protocol (nothing reduced), a laptop's few minutes,
-# CI's seconds. "full" is the name the application notebooks used for "paper" (accepted, same meaning).
-PROFILES = ("paper", "laptop", "smoke")
-PROFILE_ALIASES = {"full": "paper"}
 
 # The paper's figures (section 4.1): moons, ratio 1.5, 10 repeats, samples drawn at every epoch.
 # The captions read "400 Inliers/400 Outliers Injected"; the text injects outliers and
@@ -68,6 +62,144 @@ FIELD_MEANING = {
 }
 
 
+# -- the record ----------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Derived:
+    """A profile value computed from the parameters: ``rule(given, applied)``, `applied` holding the parameters
+    set so far (the profile's earlier entries already applied), e.g. epochs from a budget of optimizer steps."""
+
+    rule: Callable[[Mapping[str, Any], Mapping[str, Any]], Any]
+    meaning: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    """One profile: its name, what it is for, and per workflow the parameters it sets, in order (a value or a
+    `Derived`). A workflow it does not name is left as given."""
+
+    name: str
+    purpose: str
+    settings: Mapping[str, Mapping[str, Any]]
+
+
+def _n_train(p: Mapping[str, Any]) -> int:
+    return p["n_base"] + p["n_outliers"] + p["n_duplicates"]
+
+
+def _round_epochs(e: float) -> int:
+    """Down to a multiple of 10 (at least 1 below 10)."""
+    return max(1, int(e)) if e < 10 else int(e // 10) * 10
+
+
+def _laptop_epochs(g, out) -> int:
+    return min(g["epochs"], _round_epochs(LAPTOP_TRAIN_STEPS / max(1, _n_train(g) // g["batch_size"])))
+
+
+def _smoke_scale(g, out) -> float:  # the share of the base points the smoke profile keeps
+    return out["n_base"] / g["n_base"]
+
+
+def _smoke_injected(name: str) -> Derived:
+    def rule(g, out):
+        n = g[name]
+        scaled = n if n == 0 else min(n, max(SMOKE_MIN_INJECTED, round(n * _smoke_scale(g, out))))
+        return min(scaled, out["n_base"]) if name == "n_duplicates" else scaled  # duplicates copy base points
+
+    return Derived(rule, f"{name} scaled with the base points, at least {SMOKE_MIN_INJECTED}")
+
+
+_FIGURE_LAPTOP = {
+    "n_repeats": Derived(lambda g, out: min(g["n_repeats"], LAPTOP_REPEATS), f"at most {LAPTOP_REPEATS}"),
+    "epochs": Derived(_laptop_epochs, f"at most {LAPTOP_TRAIN_STEPS} optimizer steps, a multiple of 10 epochs"),
+    "eval_every": Derived(
+        lambda g, out: (
+            max(g["eval_every"], math.ceil(out["epochs"] / LAPTOP_EVALS)) if out["epochs"] else g["eval_every"]
+        ),
+        f"at most {LAPTOP_EVALS} + 1 evaluated epochs",
+    ),
+}
+_FIGURE_SMOKE = {
+    "n_base": Derived(lambda g, out: min(g["n_base"], SMOKE_BASE), f"at most {SMOKE_BASE}"),
+    "n_outliers": _smoke_injected("n_outliers"),
+    "n_duplicates": _smoke_injected("n_duplicates"),
+    "epochs": Derived(lambda g, out: min(g["epochs"], SMOKE_EPOCHS), f"at most {SMOKE_EPOCHS}"),
+    "eval_every": 1,
+    "n_repeats": Derived(lambda g, out: min(g["n_repeats"], SMOKE_REPEATS), f"at most {SMOKE_REPEATS}"),
+    "n_test": Derived(
+        lambda g, out: g["n_test"] and max(2, min(g["n_test"], round(g["n_test"] * _smoke_scale(g, out)))),
+        "scaled with the base points (None: n_base)",
+    ),
+    "n_generate": Derived(lambda g, out: g["n_generate"] and min(g["n_generate"], _n_train(out)), "<= n_train"),
+    "batch_size": Derived(lambda g, out: min(g["batch_size"], _n_train(out)), "<= n_train"),
+}
+
+WORKFLOWS = ("figure", "digits", "applications", "questions", "bring_your_own_model")
+PROFILES: dict[str, Profile] = {
+    "paper": Profile("paper", "the protocol as given: nothing reduced", {}),
+    "laptop": Profile(
+        "laptop",
+        "minutes on a 2-core CPU: fewer repeats, epochs and evaluations; same data, sizes and injections",
+        {
+            "figure": _FIGURE_LAPTOP,
+            "digits": {"n_repeats": 3},  # 119 s on the 2-core machine: the finding's curves with 3 repeats
+            "applications": {"epochs": 400, "eval_every": 40},  # same datasets, sizes, outliers, 5 repeats
+            "questions": dict(
+                sizes=[64, 128, 256, 512],
+                horizon_steps=20_000,
+                horizon_per_point=0,
+                n_evals=16,
+                cells_n_base=64,
+                widths=[32, 512],
+                depths=[1, 3],
+                learning_rates=[1e-3, 3e-3],
+                batch_sizes=[8, 32],
+            ),
+            "bring_your_own_model": {"epochs": 1000, "observe_every": 100},
+        },
+    ),
+    "smoke": Profile(
+        "smoke",
+        "seconds, for CI: 2 repeats, a few epochs, small data; shows that the pipeline works, not a result",
+        {
+            "figure": _FIGURE_SMOKE,
+            "digits": dict(
+                n_base=60,
+                n_outliers=4,
+                n_duplicates=4,
+                n_test=60,
+                epochs=4,
+                eval_every=1,
+                n_repeats=2,
+                hidden_size=32,
+                embedding_size=16,
+                hidden_layers=1,
+                batch_size=16,
+            ),
+            "applications": dict(
+                datasets=["moons"], outlier_counts=[5], n_base=60, n_repeats=2, epochs=4, eval_every=1
+            ),
+            "questions": dict(
+                datasets=["moons"],
+                sizes=[40, 80],
+                n_repeats=2,
+                horizon_steps=300,
+                horizon_per_point=0,
+                n_evals=5,
+                cells_n_base=40,
+                widths=[16, 32],
+                depths=[1],
+                learning_rates=[1e-3],
+                batch_sizes=[8, 32],
+                n_bootstrap=100,
+            ),
+            "bring_your_own_model": {"epochs": 2, "observe_every": 1},
+        },
+    ),
+}
+# "full" is the name the application notebooks used for "paper" (accepted, same meaning)
+PROFILE_ALIASES = {"full": "paper"}
+
+
 def check_profile(profile: str) -> str:
     """The profile's canonical name (PROFILES; an alias of PROFILE_ALIASES is translated); ValueError otherwise."""
     profile = PROFILE_ALIASES.get(profile, profile) if isinstance(profile, str) else profile
@@ -76,51 +208,49 @@ def check_profile(profile: str) -> str:
     return profile
 
 
+def _parameters(value: Any) -> dict[str, Any]:
+    """A mapping's items, or a config's fields (`to_dict`)."""
+    return dict(value) if isinstance(value, Mapping) else value.to_dict()
+
+
+def apply_profile(given, profile: str, workflow: str = "figure", defaults=None):
+    """(the parameters to run, {parameter: (given value, applied value)}) of `profile` for `workflow`.
+
+    given: a config (ExperimentConfig, returned as one) or a mapping of parameters (returned as a dict);
+    defaults: the workflow's defaults, of the same kind and the same parameters (None: `given` itself).
+
+    The one merge rule: every parameter the profile sets for the workflow (`PROFILES[profile].settings[workflow]`),
+    in order, takes the profile's value (a `Derived` one computed from the given parameters) **where the given value
+    is the default**; a parameter set apart from the defaults is kept (``-p sizes [64, 96]`` at the laptop profile
+    runs those sizes; ``-p n_repeats 5`` at the laptop profile runs 5 repeats), and every other parameter is left
+    as given. The reductions list, in the profile's order, each parameter whose value changed.
+    """
+    profile = check_profile(profile)
+    if workflow not in WORKFLOWS:
+        raise ValueError(f"workflow = {workflow!r} is invalid; allowed: {' | '.join(WORKFLOWS)}")
+    params = _parameters(given)
+    base = params if defaults is None else _parameters(defaults)
+    missing, unknown = [k for k in base if k not in params], [k for k in params if k not in base]
+    if missing:
+        raise ValueError(f"parameters {missing} are missing; allowed: a mapping with keys {list(base)}")
+    if unknown:
+        raise ValueError(f"parameters {unknown} are unknown; allowed: {list(base)}")
+    out = dict(params)
+    settings = PROFILES[profile].settings.get(workflow, {})
+    for name, value in settings.items():
+        if params[name] == base[name]:
+            out[name] = value.rule(params, out) if isinstance(value, Derived) else value
+    reductions = {k: (params[k], out[k]) for k in settings if out[k] != params[k]}
+    if isinstance(given, Mapping):
+        return out, reductions
+    return (given.replace(**{k: out[k] for k in reductions}) if reductions else given), reductions
+
+
 def figure_config(figure: int) -> ExperimentConfig:
     """The paper's configuration of Figure `figure` (1-4)."""
     if figure not in FIGURES:
         raise ValueError(f"figure {figure!r} is unknown; allowed: {' | '.join(map(str, FIGURES))}")
     return FIGURES[figure]
-
-
-def _round_epochs(e: float) -> int:
-    """Down to a multiple of 10 (at least 1 below 10)."""
-    return max(1, int(e)) if e < 10 else int(e // 10) * 10
-
-
-def apply_profile(config: ExperimentConfig, profile: str) -> tuple[ExperimentConfig, dict[str, tuple[Any, Any]]]:
-    """(the config to run, {field: (given value, reduced value)}) for `profile` (see the module docstring)."""
-    profile = check_profile(profile)
-    c = config
-    changes: dict[str, Any] = {}
-    if profile == "laptop":
-        changes["n_repeats"] = min(c.n_repeats, LAPTOP_REPEATS)
-        max_epochs = _round_epochs(LAPTOP_TRAIN_STEPS / max(1, c.n_train // c.batch_size))
-        changes["epochs"] = epochs = min(c.epochs, max_epochs)
-        changes["eval_every"] = max(c.eval_every, math.ceil(epochs / LAPTOP_EVALS)) if epochs else c.eval_every
-    elif profile == "smoke":
-        scale = min(1.0, SMOKE_BASE / c.n_base)
-        n_base = min(c.n_base, SMOKE_BASE)
-
-        def scaled(n: int) -> int:
-            return n if n == 0 else min(n, max(SMOKE_MIN_INJECTED, round(n * scale)))
-
-        changes.update(
-            n_base=n_base,
-            n_outliers=scaled(c.n_outliers),
-            n_duplicates=min(scaled(c.n_duplicates), n_base),
-            epochs=min(c.epochs, SMOKE_EPOCHS),
-            eval_every=1,
-            n_repeats=min(c.n_repeats, SMOKE_REPEATS),
-        )
-        if c.n_test is not None:
-            changes["n_test"] = max(2, min(c.n_test, round(c.n_test * scale)))
-        n_train = changes["n_base"] + changes["n_outliers"] + changes["n_duplicates"]
-        if c.n_generate is not None:
-            changes["n_generate"] = min(c.n_generate, n_train)
-        changes["batch_size"] = min(c.batch_size, n_train)
-    reduced = {k: (getattr(c, k), v) for k, v in changes.items() if getattr(c, k) != v}
-    return (c.replace(**changes) if reduced else c), reduced
 
 
 def describe_profile(
@@ -225,7 +355,7 @@ def run(config: ExperimentConfig, runs_root: Path | str | None = None, text_prog
     text output to the terminal as it comes, but not a widget's).
     """
     root = resolve_runs_root(runs_root)
-    if not text_progress:
+    if not check_bool("text_progress", text_progress):
         return run_experiment(config, root=root)
     import tqdm.auto
     import tqdm.std

@@ -29,6 +29,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..core.validate import check_bool
 from . import digits, profiles
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
@@ -49,7 +50,7 @@ def reductions_text(figure, profile: str) -> str:
         config, reductions = digits.apply_profile(digits.DIGITS, profile)
         return digits.describe(config, profile, reductions)
     paper = profiles.figure_config(figure)
-    config, reductions = profiles.apply_profile(paper, profile)
+    config, reductions = profiles.apply_profile(paper, profile, "figure", paper)
     return profiles.describe_profile(profile, reductions, config, figure, paper)
 
 
@@ -78,7 +79,9 @@ def render(
     progress_bar: bool = True,
 ) -> dict[int, float]:
     """Execute the figure notebooks (and digits.ipynb) into `out`; returns {figure: wall seconds}."""
-    profiles.apply_profile(profiles.figure_config(1), profile)  # a clear error for a bad profile, before any work
+    profile = profiles.check_profile(profile)  # a clear error for a bad profile, before any work
+    check_bool("log_output", log_output)
+    check_bool("progress_bar", progress_bar)
     figures = check_figures(figures)
     pm = _papermill()
     out = Path(out).resolve()
@@ -122,12 +125,14 @@ def prepare(
     The figure notebooks keep `interactive = True` (nbval then builds the widgets in a real
     kernel) and export nothing (`out_dir = None`; the papermill tests check the exported files).
     """
-    profiles.apply_profile(profiles.figure_config(1), profile)
+    profile = profiles.check_profile(profile)
+    check_bool("explore", explore)
     pm = _papermill()
     if byo is None:
         import importlib.util
 
         byo = importlib.util.find_spec("diffusers") is not None
+    check_bool("byo", byo)
     d = Path(directory).resolve()
     if d.exists() and any(d.iterdir()):
         if not (d / PREPARED_MARKER).exists():
@@ -183,8 +188,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--no-log-output", action="store_true", help="do not copy the notebooks' output to the terminal")
     args = ap.parse_args(argv)
-    if args.profile not in profiles.PROFILES:
-        ap.error(f"profile {args.profile!r} is unknown; allowed: {' | '.join(profiles.PROFILES)}")
+    try:
+        args.profile = profiles.check_profile(args.profile)
+    except ValueError as e:
+        ap.error(str(e))
     bad = [n for n in args.figures if n not in RENDERED]
     if bad:
         ap.error(f"figure(s) {bad} unknown; allowed: {' '.join(map(str, RENDERED))}")

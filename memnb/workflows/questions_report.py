@@ -1,0 +1,186 @@
+"""The open questions' answer (`Answer`, made by `questions.answer`) and how it reads: the readable tables of the
+findings page, Markdown, plain sentences from the numbers, and every table and figure written to a folder."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .questions_grid import describe
+
+
+# -- the answer, as measured by questions.answer --------------------------------------------------------------
+@dataclasses.dataclass
+class Answer:
+    """Everything the three questions measured: tidy tables and plotly figures."""
+
+    params: dict[str, Any]
+    profile: str
+    reductions: dict[str, tuple[Any, Any]]
+    tables: dict[str, pd.DataFrame]
+    dependence: str
+    wall_s: float
+    sweep_wall_s: float
+
+    def figures(self) -> dict:
+        from ..views.timescales import plot_cells, plot_quality_memorization, plot_scaling
+
+        t = self.tables
+        return {
+            "scaling": plot_scaling(t["times"][t["times"].part == 1], t["scaling"]),
+            "cells": plot_cells(t["cells"]),
+            "quality": plot_quality_memorization(t["trajectories"], t["marks"]),
+        }
+
+    def text(self) -> str:
+        return summary_text(self)
+
+
+def _interval(row, key) -> str:
+    if not np.isfinite(row[key]):
+        return "n/a"
+    return f"{row[key]:+.0f} [{row[key + '_low']:+.0f}, {row[key + '_high']:+.0f}]"
+
+
+def readable(a: Answer) -> dict[str, pd.DataFrame]:
+    """The tables for the findings page: scaling, ordering per n, windows per n, the part-2 cells."""
+    t = a.tables
+    s = t["scaling"].copy()
+    s["alpha [CI]"] = [
+        f"{r.alpha:.2f} [{r.alpha_low:.2f}, {r.alpha_high:.2f}]" if np.isfinite(r.alpha) else "n/a"
+        for r in s.itertuples()
+    ]
+    scaling = s[["dataset", "time", "alpha [CI]", "n_timed", "n_censored", "n_values", "n_last", "n_off"]]
+    scaling = scaling.assign(bonnaire_alpha_1_inside=s.bonnaire_linear_in_interval)
+
+    def comparison(c: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+        out = c[keys].copy()
+        out["tau_mem median (cens.)"] = [
+            f"{m:.0f} ({k}/{r})" if np.isfinite(m) else f"never ({k}/{r})"
+            for m, k, r in zip(c.tau_mem_median, c.tau_mem_censored, c.n_repeats)
+        ]
+        for g in ("inl", "out", "dup"):
+            out[f"onset {g} (cens.)"] = [
+                f"{m:.0f} ({k})" if np.isfinite(m) else f"never ({k})"
+                for m, k in zip(c[f"onset_{g}_median"], c[f"onset_{g}_censored"])
+            ]
+        out["out - inl [CI]"] = [_interval(r, "out_minus_inl") for _, r in c.iterrows()]
+        out["p inl"] = c.p_inl.map(lambda p: "n/a" if not np.isfinite(p) else f"{p:.3f}")
+        out["out - dup [CI]"] = [_interval(r, "out_minus_dup") for _, r in c.iterrows()]
+        out["p dup"] = c.p_dup.map(lambda p: "n/a" if not np.isfinite(p) else f"{p:.3f}")
+        out["verdict"] = c.verdict
+        return out
+
+    w = t["windows"].copy()
+    windows = pd.DataFrame(
+        {
+            "dataset": w.dataset,
+            "n": w.n,
+            "horizon": w.horizon.astype(int),
+            "tau_gen median": [
+                f"{v:.0f} ({k})" if np.isfinite(v) else f"never ({k})"
+                for v, k in zip(w.tau_gen_median, w.tau_gen_censored)
+            ],
+            "tau_mem median": [
+                f"{v:.0f} ({k})" if np.isfinite(v) else f"never ({k})"
+                for v, k in zip(w.tau_mem_median, w.tau_mem_censored)
+            ],
+            "window median": [
+                f"{'≥ ' if k * 2 >= r else ''}{v:.0f} ({k})" if np.isfinite(v) else "n/a"
+                for v, k, r in zip(w.window_median, w.window_censored, w.n_repeats)
+            ],
+            "tau_plateau median": w.tau_plateau_median.map(lambda v: f"{v:.0f}" if np.isfinite(v) else "n/a"),
+            "plateau window median": [
+                f"{'≥ ' if k * 2 >= r else ''}{v:.0f} ({k})" if np.isfinite(v) else "n/a"
+                for v, k, r in zip(w.window_plateau_median, w.window_plateau_censored, w.n_repeats)
+            ],
+            "final memorized / null": [f"{m:.3f} / {q:.3f}" for m, q in zip(w.final_memorized, w.final_null)],
+            "final D / D_fresh": w.final_energy_ratio.round(2),
+        }
+    )
+    return {
+        "scaling": scaling,
+        "ordering": comparison(t["ordering"], ["dataset", "n"]),
+        "windows": windows,
+        "cells": comparison(t["cells"], ["factor", "hidden_size", "hidden_layers", "learning_rate", "batch_size"]),
+    }
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    """A frame as a GitHub Markdown table (pipes in cells escaped)."""
+    cols = [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
+    for row in frame.itertuples(index=False):
+        lines.append("| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |")
+    return "\n".join(lines)
+
+
+def summary_text(a: Answer) -> str:
+    """Plain sentences from the numbers, one paragraph per question (the findings page quotes them)."""
+    t = a.tables
+    paras = []
+    for r in t["scaling"][t["scaling"].time == "tau_mem"].itertuples():
+        law = "inside" if r.bonnaire_linear_in_interval else "outside"
+        off = (
+            f"no repeat memorizes from n = {r.n_off:.0f} on"
+            if np.isfinite(r.n_off)
+            else "memorization is seen at every n"
+        )
+        fit = (
+            f"alpha = {r.alpha:.2f} [{r.alpha_low:.2f}, {r.alpha_high:.2f}]; Bonnaire et al.'s alpha = 1 is {law} the interval"
+            if np.isfinite(r.alpha)
+            else "no fit (fewer than two sizes with a timed repeat)"
+        )
+        paras.append(f"Q1 {r.dataset}: {fit}, from {r.n_timed} timed repeats ({r.n_censored} censored); {off}.")
+    o = t["ordering"]
+    paras.append("Q1 ordering per n: " + "; ".join(f"{r.dataset} n={r.n}: {r.verdict}" for r in o.itertuples()) + ".")
+    c = t["cells"]
+    paras.append(
+        f"Q2: verdicts of the model cells {_counts(c[c.factor == 'model'].verdict)}, of the training "
+        f"cells {_counts(c[c.factor == 'training'].verdict)}: the ordering depends on {a.dependence}."
+    )
+    w = t["windows"]
+
+    def medians(column: str) -> str:  # "moons n=76: 2783; ..." with "(lower bound)" where most repeats are censored
+        return "; ".join(
+            f"{r.dataset} n={r.n}: {getattr(r, column + '_median'):.0f}"
+            + (" (lower bound)" if getattr(r, column + "_censored") * 2 >= r.n_repeats else "")
+            for r in w.itertuples()
+            if np.isfinite(getattr(r, column + "_median"))
+        )
+
+    paras.append(
+        f"Q3 window tau_mem - tau_gen (median steps): {medians('window')}; "
+        f"tau_mem - tau_plateau: {medians('window_plateau')}."
+    )
+    return "\n".join(paras)
+
+
+def _counts(verdicts: pd.Series) -> str:
+    return ", ".join(f"{v} {int(k)}" for v, k in verdicts.value_counts().items()) or "none"
+
+
+def write(a: Answer, out_dir: Path | str, images: bool = True) -> list[Path]:
+    """Every table as CSV, the readable tables as one Markdown file, the figures as HTML (and PNG/SVG with
+    Chromium) under out_dir."""
+    from ..views.export import export
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, frame in a.tables.items():
+        path = out / f"{name}.csv"
+        frame.to_csv(path, index=False)
+        written.append(path)
+    md = out / "tables.md"
+    md.write_text(
+        "\n\n".join(f"### {k}\n\n{markdown(v)}" for k, v in readable(a).items())
+        + f"\n\n{summary_text(a)}\n\nwall {a.wall_s:.0f} s (sweep {a.sweep_wall_s:.0f} s)\n"
+    )
+    written.append(md)
+    written += export(a.figures(), out, "questions", title=describe(a.profile, a.reductions, a.params), images=images)
+    return written
