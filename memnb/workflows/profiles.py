@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.config import CONFIG_FIELDS, ExperimentConfig
-from ..core.validate import check_bool
+from ..core.validate import check_bool, fail
 from ..experiment.runner import run_experiment
 
 # The paper's figures (section 4.1): moons, ratio 1.5, 10 repeats, samples drawn at every epoch.
@@ -227,7 +227,7 @@ def apply_profile(given, profile: str, workflow: str = "figure", defaults=None):
     """
     profile = check_profile(profile)
     if workflow not in WORKFLOWS:
-        raise ValueError(f"workflow = {workflow!r} is invalid; allowed: {' | '.join(WORKFLOWS)}")
+        fail("workflow", workflow, " | ".join(WORKFLOWS))
     params = _parameters(given)
     base = params if defaults is None else _parameters(defaults)
     missing, unknown = [k for k in base if k not in params], [k for k in params if k not in base]
