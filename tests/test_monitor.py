@@ -51,6 +51,8 @@ def test_monitor_of_memnbs_own_ensemble_equals_run_experiment(own_run):
     assert got.evaluated_epochs == res.evaluated_epochs == list(cfg.eval_epochs)
     for e in res.evaluated_epochs:
         a, b = res.epoch_arrays(e), got.epoch_arrays(e)
+        assert set(b) - set(a) == {"loss"}  # a monitored run commits its loss with the epoch
+        b.pop("loss")
         assert a.keys() == b.keys()
         for k in a:
             np.testing.assert_array_equal(a[k], b[k], err_msg=f"epoch {e} array {k}")
@@ -154,24 +156,30 @@ def test_own_labels_no_null_torch_samples_and_loss(tmp_path):
 
 
 def test_a_killed_observe_loses_at_most_its_epoch(tmp_path, monkeypatch):
+    """The epoch file is the observation's one commit: a kill before it loses that epoch, never its loss or another's."""
+    import memnb.experiment.monitor as monitor_module
+
     rng = np.random.default_rng(2)
-    train, test = rng.normal(size=(50, 2)), rng.normal(size=(40, 2))
-    mon = Monitor(train, np.zeros(50, int), test, root=tmp_path, name="k", null=rng.normal(size=(30, 2)))
-    mon.observe(0, rng.normal(size=(30, 2)))
-    # killed after the epoch file was written, before the tables and the manifest
-    monkeypatch.setattr(Monitor, "_write_tables", lambda self, *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+    train, test, null = rng.normal(size=(50, 2)), rng.normal(size=(40, 2)), rng.normal(size=(30, 2))
+    mon = Monitor(train, np.zeros(50, int), test, root=tmp_path, name="k", null=null)
+    mon.observe(0, rng.normal(size=(30, 2)), loss=0.7)
+    mon.observe(1, rng.normal(size=(30, 2)), loss=0.6)  # no tables written: a kill from here on loses nothing
+    real = monitor_module.write_epoch
+    monkeypatch.setattr(monitor_module, "write_epoch", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
     with pytest.raises(KeyboardInterrupt):
-        mon.observe(1, rng.normal(size=(30, 2)))
-    (tmp_path / "k" / "epochs" / ".epoch_000002.npz.tmp").write_bytes(b"half a file")  # a write cut short
-    monkeypatch.undo()
-    with pytest.raises(CorruptRunError, match="Monitor"):  # a reader is told what to do
-        Results(tmp_path / "k")
-    again = Monitor(train, np.zeros(50, int), test, root=tmp_path, name="k", null=mon._null_points[0])
-    assert again.epochs == [0, 1]  # the complete epoch file is kept
+        mon.observe(2, rng.normal(size=(30, 2)), loss=0.5)
+    monkeypatch.setattr(monitor_module, "write_epoch", real)
+    (tmp_path / "k" / "epochs" / ".epoch_000002.npz.x.tmp").write_bytes(b"half a file")  # a write cut short
+    res = Results(tmp_path / "k")  # readable as it is, without reopening
+    assert res.evaluated_epochs == [0, 1] and res.loss().loss.round(6).tolist() == [0.7, 0.6]
+    again = Monitor(train, np.zeros(50, int), test, root=tmp_path, name="k", null=null)
+    assert again.epochs == [0, 1]  # the complete epoch files are kept
     assert not list((tmp_path / "k").rglob("*.tmp"))
-    res = Results(tmp_path / "k")
+    again.observe(2, rng.normal(size=(30, 2)), loss=0.5)  # the lost epoch is observed again, not refused
+    res = again.results()
     res.verify(checksums=True)
-    assert res.evaluated_epochs == [0, 1] and sorted(res.table().epoch.unique()) == [0, 1]
+    assert res.evaluated_epochs == [0, 1, 2] and sorted(res.table().epoch.unique()) == [0, 1, 2]
+    assert res.loss().loss.round(6).tolist() == [0.7, 0.6, 0.5]
 
 
 def test_damaged_files_are_named_with_advice_that_works(tmp_path):
@@ -180,32 +188,34 @@ def test_damaged_files_are_named_with_advice_that_works(tmp_path):
     mon = Monitor(train, np.zeros(50, int), test, root=tmp_path, name="d", null=null)
     for e in (0, 1):
         mon.observe(e, rng.normal(size=(30, 2)), loss=0.5)
-    good = Results(tmp_path / "d")
+    good = mon.results()
     table, zu, loss = good.table(), good.zu(), good.loss()
     run = tmp_path / "d"
     (run / "data.npz").write_bytes((run / "data.npz").read_bytes()[:100])  # truncated
-    (run / "table.parquet").unlink()
+    (run / "table.parquet").write_bytes(b"garbage")
+    (run / "loss.parquet").unlink()
     with pytest.raises(CorruptRunError, match="Monitor"):
         Results(run)
-    with pytest.warns(UserWarning, match="rebuilt data.npz, table.parquet"):
+    with pytest.warns(UserWarning, match="written again"):
         Monitor(train, np.zeros(50, int), test, root=tmp_path, name="d", null=null)  # the advice, followed
     res = Results(run)
     res.verify(checksums=True)
     pd.testing.assert_frame_equal(res.table(), table)
     pd.testing.assert_frame_equal(res.zu(), zu)
-    pd.testing.assert_frame_equal(res.loss(), loss)
+    pd.testing.assert_frame_equal(res.loss(), loss)  # every epoch's loss: it is in the epoch files
     np.testing.assert_array_equal(res.data["train_points"][0], train)
-    # a flipped byte in an epoch file: named when read; deleting it and reopening drops the epoch
+    # a flipped byte in an epoch file: named when read; reopening sets that epoch aside, keeps the other
     f = run / "epochs" / "epoch_000001.npz"
     raw = bytearray(f.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
     f.write_bytes(bytes(raw))
-    with pytest.raises(CorruptRunError, match="delete it first and observe that epoch again"):
+    with pytest.raises(CorruptRunError, match="sets epoch_000001.npz aside"):
         Results(run).epoch_arrays(1)
-    f.unlink()
-    again = Monitor(train, np.zeros(50, int), test, root=tmp_path, name="d", null=null)
-    assert again.epochs == [0]
-    Results(run).verify(checksums=True)
+    with pytest.warns(UserWarning, match="set aside"):
+        again = Monitor(train, np.zeros(50, int), test, root=tmp_path, name="d", null=null, verify=True)
+    assert again.epochs == [0] and (run / ".damaged" / "epochs__epoch_000001.npz").exists()
+    again.observe(1, rng.normal(size=(30, 2)), loss=0.5)
+    again.results().verify(checksums=True)
 
 
 def _snapshot(path):

@@ -4,7 +4,6 @@ processes starting one run. One section per case of issue #14; each test failed 
 import errno
 import json
 import os
-import shutil
 import stat
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from memnb.core import storage
 from memnb.core.storage import StorageError
 from memnb.experiment.results import epoch_file
 from memnb.experiment.runner import DivergedError, RunLockedError, run_dir
+from memnb.experiment.store import read_checkpoint
 from memnb.views.widgets import list_runs
 from memnb.workflows.parameters import assigned_names, check_parameters
 
@@ -61,7 +61,7 @@ def test_a_diverged_run_stops_naming_epoch_repeat_and_value(tmp_path, lr, cause)
     stored = Results(path).evaluated_epochs
     assert 0 in stored  # every epoch before the divergence is kept
     if (path / "checkpoint.pt").exists():  # never a poisoned checkpoint
-        ckpt = torch.load(path / "checkpoint.pt", weights_only=False)
+        ckpt = read_checkpoint(path / "checkpoint.pt")
         assert all(torch.isfinite(v).all() for v in ckpt["ensemble"]["model"].values())
     # running again fails the same clear way (not from inside scipy), at the same place
     with pytest.raises(DivergedError) as again:
@@ -70,13 +70,17 @@ def test_a_diverged_run_stops_naming_epoch_repeat_and_value(tmp_path, lr, cause)
 
 
 # -- 2. a self-verifying run ------------------------------------------------------------------------
-def test_a_deleted_epoch_file_of_a_complete_run_is_named(tmp_path):
+def test_a_deleted_epoch_file_of_a_complete_run_is_named_and_recomputed_alone(tmp_path, reference):
     res = fresh_run(tmp_path)
     f = epoch_file(res.path, 2)
     f.unlink()
-    for call in (lambda: Results(res.path), lambda: run_experiment(res.config, root=tmp_path, progress=False)):
-        with pytest.raises(CorruptRunError, match=rf"{f} is missing; .*delete {res.path}"):
-            call()
+    others = {e: epoch_file(res.path, e).stat().st_mtime_ns for e in (0, 1, 3)}
+    with pytest.raises(CorruptRunError, match=rf"{f} is missing; .*recomputes that epoch alone"):
+        Results(res.path)
+    with pytest.warns(UserWarning, match="recomputed"):  # the advice, followed
+        assert_same_results(run_experiment(res.config, root=tmp_path, progress=False), reference)
+    assert {e: epoch_file(res.path, e).stat().st_mtime_ns for e in (0, 1, 3)} == others  # kept, not redone
+    Results(res.path).verify(checksums=True)
 
 
 def test_an_edited_config_is_detected(tmp_path):
@@ -300,10 +304,46 @@ def test_following_the_advice_for_a_truncated_epoch_file_gives_a_correct_run(tmp
     f = epoch_file(res.path, 1)
     f.write_bytes(f.read_bytes()[:200])
     with pytest.raises(CorruptRunError) as e:
-        run_experiment(res.config, root=tmp_path, progress=False)
-    assert f"delete {res.path} and call memnb.run_experiment(config) again" in str(e.value)
-    shutil.rmtree(res.path)  # the advice
-    assert_same_results(run_experiment(res.config, root=tmp_path, progress=False), reference)
+        Results(res.path)
+    assert "call memnb.run_experiment(config) with this run's config" in str(e.value)
+    with pytest.warns(UserWarning, match="recomputed"):  # the advice
+        assert_same_results(run_experiment(res.config, root=tmp_path, progress=False), reference)
+    assert (res.path / ".damaged" / "epochs__epoch_000001.npz").exists()  # set aside, not deleted
+
+
+def test_a_changed_byte_in_an_epoch_file_is_recomputed_with_verify(tmp_path, reference):
+    res = fresh_run(tmp_path)
+    f = epoch_file(res.path, 1)
+    raw = bytearray(f.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    f.write_bytes(bytes(raw))
+    with pytest.raises(CorruptRunError, match=r"another checksum.*verify=True"):
+        Results(res.path).epoch_arrays(1)
+    with pytest.warns(UserWarning, match="recomputed"):  # the advice
+        again = run_experiment(res.config, root=tmp_path, progress=False, verify=True)
+    assert_same_results(again, reference)
+    again.verify(checksums=True)
+
+
+def test_a_flipped_byte_in_the_checkpoint_of_a_partial_run_is_not_trusted(tmp_path, monkeypatch, reference):
+    config, path = _partial_run(tmp_path, monkeypatch, stop_after=2)
+    f = path / "checkpoint.pt"
+    raw = bytearray(f.read_bytes())
+    raw[len(raw) // 2] ^= 0x01  # torch.load would read this without a word
+    f.write_bytes(bytes(raw))
+    with pytest.warns(UserWarning, match="cannot be trusted.*starts again from epoch 0"):
+        assert_same_results(run_experiment(config, root=tmp_path, progress=False), reference)
+
+
+def test_swapped_epoch_files_are_refused_and_recomputed(tmp_path, monkeypatch, reference):
+    config, path = _partial_run(tmp_path, monkeypatch, stop_after=2)
+    a, b = epoch_file(path, 0), epoch_file(path, 1)
+    tmp = a.with_name("x.npz")
+    a.rename(tmp), b.rename(a), tmp.rename(b)
+    with pytest.raises(CorruptRunError, match="holds epoch 1, not 0"):
+        Results(path).epoch_arrays(0)
+    with pytest.warns(UserWarning, match="holds epoch"):
+        assert_same_results(run_experiment(config, root=tmp_path, progress=False), reference)
 
 
 def _partial_run(tmp_path, monkeypatch, stop_after: int):
@@ -325,21 +365,19 @@ def _partial_run(tmp_path, monkeypatch, stop_after: int):
     return config, run_dir(config, tmp_path)
 
 
-def test_a_damaged_epoch_before_the_checkpoint_stops_before_training(tmp_path, monkeypatch, reference):
+def test_a_damaged_epoch_before_the_checkpoint_is_recomputed_keeping_the_others(tmp_path, monkeypatch, reference):
     config, path = _partial_run(tmp_path, monkeypatch, stop_after=2)
     epoch_file(path, 0).write_bytes(b"garbage")
-    before = (path / "checkpoint.pt").stat().st_mtime_ns
-    with pytest.raises(CorruptRunError, match=r"epoch 0 is before the checkpoint at epoch 2.*delete"):
-        run_experiment(config, root=tmp_path, progress=False)
-    assert (path / "checkpoint.pt").stat().st_mtime_ns == before  # found before any training
-    shutil.rmtree(path)
-    assert_same_results(run_experiment(config, root=tmp_path, progress=False), reference)
+    kept = epoch_file(path, 1).stat().st_mtime_ns
+    with pytest.warns(UserWarning, match="epoch 0 is evaluated again"):
+        assert_same_results(run_experiment(config, root=tmp_path, progress=False), reference)
+    assert epoch_file(path, 1).stat().st_mtime_ns == kept
 
 
 def test_a_damaged_epoch_at_the_resume_point_is_recomputed(tmp_path, monkeypatch, reference):
     config, path = _partial_run(tmp_path, monkeypatch, stop_after=2)
     epoch_file(path, 2).write_bytes(b"garbage")
-    with pytest.warns(UserWarning, match="recomputed from the checkpoint at epoch 2"):
+    with pytest.warns(UserWarning, match="epoch 2 is evaluated again"):
         assert_same_results(run_experiment(config, root=tmp_path, progress=False), reference)
 
 

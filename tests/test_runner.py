@@ -13,6 +13,7 @@ from helpers import assert_same_results
 
 from memnb import CorruptRunError, ExperimentConfig, Results, run_experiment
 from memnb.experiment.results import TABLE_COLUMNS
+from memnb.experiment.store import read_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -129,12 +130,12 @@ def test_same_config_same_numbers(tiny_config, tmp_path):
 
 def test_finished_config_loads_instead_of_training(tiny_config, tmp_path, monkeypatch):
     first = run_experiment(tiny_config, root=tmp_path, progress=False)
-    import memnb.experiment.runner
+    import memnb.experiment.session
 
     def boom(*a, **k):
         raise AssertionError("trained again")
 
-    monkeypatch.setattr(memnb.experiment.runner, "Ensemble", boom)
+    monkeypatch.setattr(memnb.experiment.session, "Ensemble", boom)
     again = run_experiment(tiny_config, root=tmp_path, progress=False)
     assert again.path == first.path and again.complete
 
@@ -184,19 +185,24 @@ def test_directory_of_another_config_is_refused(tiny_config, tmp_path):
         run_experiment(tiny_config, root=tmp_path, progress=False)
 
 
-def test_corrupt_files_give_clear_errors(tiny_config, tmp_path):
+def test_corrupt_files_give_clear_errors_and_are_recovered(tiny_config, tmp_path):
     res = run_experiment(tiny_config, root=tmp_path, progress=False)
+    table = res.table()
     (res.path / "manifest.json").unlink()  # looks interrupted
     victim = res.path / "epochs" / "epoch_000002.npz"
     victim.write_bytes(victim.read_bytes()[:100])
-    with pytest.raises(CorruptRunError, match="epoch_000002.npz is unreadable"):
+    with pytest.raises(CorruptRunError, match="epoch_000002.npz is unreadable.*recomputes that epoch alone"):
         Results(res.path).assemble_table()
-    victim.unlink()
-    with pytest.raises(CorruptRunError, match=r"missing \[2\]"):
-        run_experiment(tiny_config, root=tmp_path, progress=False)
+    with pytest.warns(UserWarning, match="epoch 2 is evaluated again"):  # the advice, followed
+        again = run_experiment(tiny_config, root=tmp_path, progress=False)
+    pd.testing.assert_frame_equal(again.table(), table)
+    victim.unlink()  # missing before the checkpoint: recomputed too
+    pd.testing.assert_frame_equal(run_experiment(tiny_config, root=tmp_path, progress=False).table(), table)
     (res.path / "config.json").write_text("{not json")
-    with pytest.raises(CorruptRunError, match="config.json is unreadable"):
-        run_experiment(tiny_config, root=tmp_path, progress=False)
+    with pytest.raises(CorruptRunError, match="config.json is unreadable.*writes config.json again"):
+        Results(res.path)
+    with pytest.warns(UserWarning, match="written again"):
+        pd.testing.assert_frame_equal(run_experiment(tiny_config, root=tmp_path, progress=False).table(), table)
 
 
 def test_foreign_directory_is_refused(tiny_config, tmp_path):
@@ -233,9 +239,8 @@ def test_resume_retrains_epochs_after_the_last_checkpoint_to_the_same_numbers(tm
     with pytest.raises(RuntimeError, match="simulated crash"):
         run_experiment(c, root=tmp_path / "crashed", progress=False)
     monkeypatch.setattr(Ensemble, "train_epoch", real)
-    import torch
 
-    ckpt = torch.load(tmp_path / "crashed" / c.run_name() / "checkpoint.pt", weights_only=False)
+    ckpt = read_checkpoint(tmp_path / "crashed" / c.run_name() / "checkpoint.pt")
     assert ckpt["trained_epochs"] == 3  # epochs 3 and 4 were trained but not checkpointed: they are trained again
     resumed = run_experiment(c, root=tmp_path / "crashed", progress=False)
     assert resumed.manifest["resumed_from_epoch"] == 3

@@ -17,8 +17,9 @@ import pandas as pd
 
 from ..core.config import ExperimentConfig
 from ..core.run_config import RunConfig
-from ..core.storage import CorruptRunError
 from ..experiment.results import Results
+from ..experiment.store import list_runs
+from ..experiment.store import runs_root as store_runs_root
 
 
 def describe(config: RunConfig) -> str:
@@ -46,11 +47,11 @@ def _is_pattern(text: str) -> bool:
 
 
 def _runs_root(runs_root) -> Path:
-    root = Path(runs_root)
+    root = store_runs_root(runs_root)
     if not root.is_dir():
         what = "a file" if root.exists() else "nothing"
         raise ValueError(
-            f"runs_root = {str(runs_root)!r} is {what}; allowed: the folder holding memnb runs (default outputs/runs)"
+            f"runs_root = {str(runs_root)!r} is {what}; allowed: the folder holding memnb runs (default: $MEMNB_RUNS, else the project's outputs/runs)"
         )
     return root
 
@@ -74,8 +75,9 @@ def _one_run(name, runs_root) -> Path:
     )
 
 
-def find_runs(runs=None, runs_root: str | Path = "outputs/runs") -> list[Results]:
-    """Results of `runs`: run directories or bare run names (looked up under `runs_root`; one, or a list), a
+def find_runs(runs=None, runs_root: str | Path | None = None) -> list[Results]:
+    """Results of `runs`: `Results`, run directories or bare run names (looked up under `runs_root`, which
+    defaults to the store's runs root: memnb.experiment.store.runs; one, or a list), a
     glob pattern, a sweep (its output directory, or its ``table.parquet`` / ``runs.parquet``: the
     sweep's runs under the runs root its ``sweep.json`` names; see memnb.workflows.sweep), or None
     (every run under `runs_root`).
@@ -84,19 +86,17 @@ def find_runs(runs=None, runs_root: str | Path = "outputs/runs") -> list[Results
     does a pattern or a root that finds no run. With runs=None, runs under the root that cannot be read
     are skipped with a warning naming each (the others are judged).
     """
+    if isinstance(runs, Results):
+        return [runs]
     if runs is None:
-        paths = sorted(p.parent for p in _runs_root(runs_root).glob("*/config.json"))
-        if not paths:
+        root = _runs_root(runs_root)
+        skipped: list[str] = []
+        found = sorted(list_runs(root, skipped), key=lambda r: r.path.name)  # the store's one discovery
+        if not found and not skipped:
             raise ValueError(
-                f"runs_root = {str(runs_root)!r} holds no memnb run; run a figure notebook or "
+                f"runs_root = {str(root)!r} holds no memnb run; run a figure notebook or "
                 "memnb.run_experiment first, or pass runs="
             )
-        found, skipped = [], []
-        for p in paths:
-            try:
-                found.append(Results(p))
-            except CorruptRunError as e:
-                skipped.append(str(e))
         if skipped:
             warnings.warn(
                 f"skipped {len(skipped)} unreadable run(s) under {runs_root}:\n  " + "\n  ".join(skipped), stacklevel=2
@@ -113,9 +113,17 @@ def find_runs(runs=None, runs_root: str | Path = "outputs/runs") -> list[Results
     elif isinstance(runs, (str, Path)):
         paths = [_one_run(runs, runs_root)]
     elif isinstance(runs, Iterable) and not isinstance(runs, (bytes, Mapping)):
-        paths = [_one_run(p, runs_root) for p in runs]
-        if not paths:
+        runs = list(runs)
+        if not runs:
             raise ValueError("runs = [] is invalid; allowed: None (every run under runs_root) or at least one run")
+        given = [r if isinstance(r, Results) else None for r in runs]  # a Results, a path or a name alike
+        paths = [r.path if r is not None else _one_run(p, runs_root) for r, p in zip(given, runs)]
+        opened = {r.path: r for r in given if r is not None}
+        paths = list(dict.fromkeys(paths))
+        bad = [str(p) for p in paths if not (p / "config.json").exists()]
+        if bad:
+            raise ValueError(f"not memnb run directories (no config.json): {bad}")
+        return [opened.get(p) or Results(p) for p in paths]
     else:
         raise ValueError(
             f"runs = {runs!r} is invalid; allowed: None, a run directory or name, a list of them, a glob "
@@ -128,7 +136,7 @@ def find_runs(runs=None, runs_root: str | Path = "outputs/runs") -> list[Results
     return [Results(p) for p in paths]
 
 
-def sweep_runs(sweep: Path, runs_root: str | Path = "outputs/runs") -> list[Path]:
+def sweep_runs(sweep: Path, runs_root: str | Path | None = None) -> list[Path]:
     """Run directories of a sweep: the ``run`` column of one of its parquet tables (its directory means its
     ``table.parquet``: the finished runs).
 
@@ -137,7 +145,7 @@ def sweep_runs(sweep: Path, runs_root: str | Path = "outputs/runs") -> list[Path
         sweep = sweep / "table.parquet"
     meta = sweep.parent / "sweep.json"
     names = pd.read_parquet(sweep, columns=["run"])["run"].astype(str).unique().tolist()
-    root = Path(json.loads(meta.read_text())["runs_root"]) if meta.is_file() else Path(runs_root)
+    root = Path(json.loads(meta.read_text())["runs_root"]) if meta.is_file() else store_runs_root(runs_root)
     return [root / n for n in names]
 
 

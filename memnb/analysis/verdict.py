@@ -228,7 +228,7 @@ def verdict_table(timing: pd.DataFrame, n_bootstrap: int = 10_000, seed: int = 0
 
 def verdict(
     runs=None,
-    runs_root: str | Path = "outputs/runs",
+    runs_root: str | Path | None = None,
     variants=None,
     margin: float = 0.05,
     margin_zu: float = 0.05,

@@ -116,6 +116,11 @@ def write_parquet(path: Path, df) -> None:
     _atomic(path, lambda f: df.to_parquet(f, index=False))
 
 
+def write_bytes_of(path: Path, serialize: Callable[[], bytes]) -> None:
+    """Write the bytes `serialize()` returns atomically; its failures (torch.save's full disk) are StorageErrors."""
+    _atomic(path, lambda f: f.write(serialize()))
+
+
 def write_torch(path: Path, obj: Any) -> None:
     import torch
 

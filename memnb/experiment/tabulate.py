@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ..core.config import THRESHOLD_GRID, ExperimentConfig
 from ..core.registry import CRITERIA
+from ..core.run_config import RunConfig
 from ..core.vocabulary import GROUPS, SOURCE_PREFIX, SOURCES, VALUES
 from ..metric.copying import mann_whitney_z_by_group
 from ..metric.criteria import copied_shares, memorized_shares, ratio_from
@@ -61,10 +61,10 @@ def summary_at(
     ]
 
 
-def table_thresholds(config: ExperimentConfig) -> np.ndarray:
+def table_thresholds(config: RunConfig) -> np.ndarray:
     """The documented threshold grid (a monitored run's own) plus the config's own thresholds (ratio, train_ratio, 1/relative_alpha), sorted."""
     own = tuple(c.own_threshold(config) for c in CRITERIA)
-    grid = tuple(getattr(config, "thresholds", THRESHOLD_GRID))  # a monitored run may choose its grid
+    grid = tuple(config.thresholds)  # memnb's grid, or the one a monitored run chose
     return np.unique(np.array(grid + own, np.float64))
 
 
@@ -220,3 +220,40 @@ def zu_rows(
             "n_test": counts[rr, 2, gg],
         }
     )
+
+
+def tables(epochs: dict[int, dict[str, np.ndarray]], config: RunConfig, group_sizes: np.ndarray):
+    """(table, zu) of a run from its evaluated epochs' arrays: the one function that builds a run's tables.
+
+    epochs: {epoch: arrays holding at least ``summary`` and ``zu``, ``zu_n``} (from memory while running, or read
+    from the epoch files on a rebuild: the same rows either way); group_sizes (R, group+all). Table rows are sorted
+    by repeat, epoch, criterion, group, threshold (TABLE_COLUMNS); Z_U rows by repeat, epoch, group (ZU_COLUMNS).
+    """
+    labels, thresholds = config.group_names, table_thresholds(config)
+    repeats = list(range(config.n_repeats))
+    rows = [
+        summary_rows(a["summary"], e, repeats, thresholds, config.n_generate_points, group_sizes, labels)
+        for e, a in sorted(epochs.items())
+    ]
+    zus = [zu_rows(a["zu"], a["zu_n"], e, repeats, labels) for e, a in sorted(epochs.items())]
+    table = (
+        pd.concat(rows, ignore_index=True).sort_values(
+            ["repeat", "epoch", "criterion", "group", "threshold"], ignore_index=True
+        )
+        if rows
+        else pd.DataFrame(columns=TABLE_COLUMNS)
+    )
+    zu = (
+        pd.concat(zus, ignore_index=True).sort_values(["repeat", "epoch", "group"], ignore_index=True)
+        if zus
+        else pd.DataFrame(columns=ZU_COLUMNS)
+    )
+    return table, zu
+
+
+def at_own_thresholds(table: pd.DataFrame, config: RunConfig) -> pd.DataFrame:
+    """Per criterion at its own threshold (config.own_threshold) and group: the shares' means over repeats."""
+    own = {crit.name: crit.own_threshold(config) for crit in CRITERIA}
+    rows = table[np.isclose(table.threshold, table.criterion.map(own))]
+    out = rows.groupby(["criterion", "group"], sort=False)[["memorized", "memorized_null", "copied", "copied_null"]]
+    return out.mean().reset_index().assign(threshold=lambda d: d.criterion.map(own))

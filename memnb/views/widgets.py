@@ -16,7 +16,6 @@ from __future__ import annotations
 import html
 import re
 import time
-import warnings
 from pathlib import Path
 
 import ipywidgets as W
@@ -24,8 +23,8 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from ..core.registry import CRITERIA
-from ..core.storage import CorruptRunError
 from ..experiment.results import RateGrid, Results, TableGrid
+from ..experiment.store import list_runs as store_list_runs
 from ..metric.null import analytic_null, chance_level
 from . import figures as plots
 
@@ -234,27 +233,10 @@ class Explorer:
 
 
 # -- run browser --------------------------------------------------------------------------------
-def list_runs(root: Path | str, skipped: list[str] | None = None) -> list[Path]:
-    """Run directories (holding config.json) under `root` that can be opened, newest first.
-
-    A run that cannot be opened (an unreadable config.json or manifest.json, a damaged file) is left out;
-    its error is appended to `skipped` when a list is given, else reported in a warning.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    runs, bad = [], []
-    for p in (p for p in root.iterdir() if (p / "config.json").is_file()):
-        try:
-            Results(p)
-            runs.append(p)
-        except CorruptRunError as e:
-            bad.append(str(e))
-    if skipped is not None:
-        skipped.extend(bad)
-    elif bad:
-        warnings.warn(f"skipped {len(bad)} unreadable run(s) under {root}:\n  " + "\n  ".join(bad), stacklevel=2)
-    return sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)
+def list_runs(root: Path | str | None, skipped: list[str] | None = None) -> list[Path]:
+    """Run directories under `root` that can be opened, newest first: the run store's discovery
+    (memnb.experiment.store.runs.list_runs); one that cannot be opened is left out, named in `skipped` or a warning."""
+    return [r.path for r in store_list_runs(root, skipped)]
 
 
 def run_label(path: Path) -> str:

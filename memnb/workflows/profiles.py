@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,8 @@ from typing import Any
 from ..core.config import CONFIG_FIELDS, ExperimentConfig
 from ..core.validate import check_bool, fail
 from ..experiment.runner import run_experiment
+from ..experiment.store import project_root as store_project_root
+from ..experiment.store import runs_root as store_runs_root
 
 # The paper's figures (section 4.1): moons, ratio 1.5, 10 repeats, samples drawn at every epoch.
 # The captions read "400 Inliers/400 Outliers Injected"; the text injects outliers and
@@ -326,26 +327,15 @@ def config_from(namespace: Mapping[str, Any], defaults: ExperimentConfig | None 
 
 
 def project_root(start: Path | str | None = None) -> Path:
-    """The memnb checkout holding `start` (default: the working directory), else the working directory.
-
-    Notebooks run with their own folder as working directory; runs and figures still go to the
-    project's `outputs/`.
-    """
-    here = Path.cwd() if start is None else Path(start)
-    for d in (here.resolve(), *here.resolve().parents):
-        if (d / "pyproject.toml").exists() and (d / "memnb").is_dir():
-            return d
-    return here.resolve()
+    """The memnb checkout holding `start` (default: the working directory), else the working directory
+    (memnb.experiment.store.runs.project_root)."""
+    return store_project_root(start)
 
 
 def resolve_runs_root(runs_root: Path | str | None = None) -> Path:
-    """`runs_root` if given, else $MEMNB_RUNS if set and non-empty, else <project>/outputs/runs."""
-    if runs_root not in (None, ""):
-        return Path(runs_root)
-    env = os.environ.get("MEMNB_RUNS")
-    if env:
-        return Path(env)
-    return project_root() / "outputs" / "runs"
+    """The runs root: `runs_root` if given, else $MEMNB_RUNS, else <project>/outputs/runs (the one policy,
+    memnb.experiment.store.runs.runs_root)."""
+    return store_runs_root(runs_root)
 
 
 def run(config: ExperimentConfig, runs_root: Path | str | None = None, text_progress: bool = False):

@@ -1,0 +1,48 @@
+"""A run's config.json: written once, read once per open, dispatched on its "kind"."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ...core.config import ExperimentConfig
+from ...core.monitor_config import KIND as MONITOR_KIND
+from ...core.monitor_config import MonitorConfig
+from ...core.run_config import RunConfig
+from ...core.storage import CorruptRunError, write_json
+from .layout import CONFIG
+
+__all__ = ["read_config", "write_config", "config_from_dict", "config_kind"]
+
+
+def config_from_dict(d: dict) -> RunConfig:
+    """An ExperimentConfig, or a MonitorConfig when ``d["kind"]`` says "monitor"."""
+    if isinstance(d, dict) and d.get("kind") == MONITOR_KIND:
+        return MonitorConfig.from_dict(d)
+    return ExperimentConfig.from_dict(d)
+
+
+def read_config(path: Path | str, advice=None) -> RunConfig:
+    """The config of run `path`; CorruptRunError naming the file (and `advice(name)`, optional) when it cannot be read."""
+    f = Path(path) / CONFIG
+    try:
+        return config_from_dict(json.loads(f.read_text()))
+    except FileNotFoundError:
+        raise CorruptRunError(f"{path} has no {CONFIG}: not a memnb run directory") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError, TypeError) as e:
+        tip = advice(CONFIG) if advice is not None else f"delete {path} to start this run again"
+        raise CorruptRunError(f"{f} is unreadable or invalid ({type(e).__name__}: {e}); {tip}") from None
+
+
+def config_kind(path: Path | str) -> str | None:
+    """The "kind" of run `path`'s config.json ("experiment" or "monitor"), None when it cannot be read."""
+    try:
+        d = json.loads((Path(path) / CONFIG).read_text())
+    except Exception:
+        return None
+    return MONITOR_KIND if isinstance(d, dict) and d.get("kind") == MONITOR_KIND else "experiment"
+
+
+def write_config(path: Path | str, config: RunConfig) -> None:
+    """Write run `path`'s config.json atomically (before any other file of a new run)."""
+    write_json(Path(path) / CONFIG, config.to_dict())

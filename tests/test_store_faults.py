@@ -1,0 +1,274 @@
+"""The run store's faults, as a user battery found them (issue 22), each tried again: a test per case.
+
+Every piece of advice an error gives is followed here to a correct run (the advice is a promise); nothing a run
+computed or was given is lost to a fault or to its repair.
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers import assert_same_results
+
+from memnb import CorruptRunError, ExperimentConfig, Monitor, Results, run_experiment
+from memnb.analysis.runs import find_runs
+from memnb.experiment import archive
+from memnb.experiment.store import list_runs, read_manifest, resolve_run, runs_root
+
+SMALL = dict(
+    n_base=200,
+    n_outliers=10,
+    n_duplicates=10,
+    epochs=3,
+    n_repeats=2,
+    device="cpu",
+    hidden_size=32,
+    embedding_size=16,
+    hidden_layers=1,
+)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    return run_experiment(ExperimentConfig(**SMALL), root=tmp_path_factory.mktemp("reference"), progress=False)
+
+
+def fresh(tmp_path):
+    return run_experiment(ExperimentConfig(**SMALL), root=tmp_path, progress=False)
+
+
+def flip(f: Path, at: float = 0.5) -> None:
+    """Change one byte of `f`, keeping its size (only a checksum can tell)."""
+    raw = bytearray(f.read_bytes())
+    raw[int(len(raw) * at)] ^= 0xFF
+    f.write_bytes(bytes(raw))
+
+
+def snapshot(path: Path) -> dict:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+# -- a changed byte in a file that run_experiment rebuilds: the advice, followed, ends (it never loops) -----------
+@pytest.mark.parametrize("name", ["data.npz", "table.parquet", "zu.parquet", "loss.parquet"])
+def test_a_changed_byte_in_a_rebuilt_file_is_rebuilt_by_following_the_advice(tmp_path, reference, name):
+    res = fresh(tmp_path)
+    flip(res.path / name)
+    with pytest.raises(CorruptRunError, match=rf"{name} has another checksum.*run_experiment\(config\)"):
+        Results(res.path).verify(checksums=True)
+    with pytest.warns(UserWarning, match=f"rebuilt {name}"):
+        again = run_experiment(res.config, root=tmp_path, progress=False)  # the advice
+    again.verify(checksums=True)
+    assert_same_results(again, reference)
+    assert read_manifest(res.path).training["repaired"] == [name]
+    with __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("error")  # and the next call finds nothing to do
+        run_experiment(res.config, root=tmp_path, progress=False)
+
+
+def test_a_damaged_manifest_of_a_complete_run_is_written_again(tmp_path, reference):
+    res = fresh(tmp_path)
+    (res.path / "manifest.json").write_text("{half")
+    with pytest.raises(CorruptRunError, match=r"manifest.json is unreadable.*run_experiment\(config\)"):
+        Results(res.path)
+    with pytest.warns(UserWarning, match="set aside"):
+        again = run_experiment(res.config, root=tmp_path, progress=False)
+    assert again.complete and again.manifest.training["trained_epochs"] == 3
+    again.verify(checksums=True)
+    assert_same_results(again, reference)
+
+
+# -- a tables-only copy: nothing to rebuild from; the advice is to unpack again ----------------------------------
+def test_a_damaged_tables_only_copy_is_restored_by_unpacking_again(tmp_path, reference):
+    (target,) = archive.pack([reference.path], tmp_path / "runs.tar.gz")
+    root = tmp_path / "here"
+    (copy,) = archive.unpack(target, root)
+    want = Results(copy).table()
+    flip(copy / "table.parquet")
+    with pytest.raises(CorruptRunError, match="tables-only copy.*unpack its archive again"):
+        run_experiment(reference.config, root=root, progress=False)
+    shutil.move(copy, tmp_path / "moved-away")  # the advice: move the copy away, unpack again
+    (copy,) = archive.unpack(target, root)
+    pd.testing.assert_frame_equal(run_experiment(reference.config, root=root, progress=False).table(), want)
+
+
+# -- memnb.Monitor ----------------------------------------------------------------------------------------------
+def monitor_data(seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(60, 3)), np.zeros(60, int), rng.normal(size=(40, 3)), rng.normal(size=(30, 3))
+
+
+def test_a_monitored_run_with_a_damaged_manifest_reopens_whole(tmp_path):
+    train, groups, test, null = monitor_data()
+    mon = Monitor(train, groups, test, root=tmp_path, name="m", null=null)
+    for e in range(3):
+        mon.observe(e, np.random.default_rng(e).normal(size=(30, 3)), loss=1.0 / (e + 1))
+    want = mon.results()
+    table, loss = want.table(), want.loss()
+    (tmp_path / "m" / "manifest.json").write_text("[]")
+    with pytest.raises(CorruptRunError, match="open the run with memnb.Monitor on the same data"):
+        Results(tmp_path / "m")
+    Monitor(train, groups, test, root=tmp_path, name="m", null=null)  # the advice
+    res = Results(tmp_path / "m")
+    res.verify(checksums=True)
+    pd.testing.assert_frame_equal(res.table(), table)
+    pd.testing.assert_frame_equal(res.loss(), loss)
+
+
+def test_a_first_observation_killed_before_its_config_leaves_a_folder_a_new_monitor_takes(tmp_path):
+    train, groups, test, null = monitor_data()
+    run = tmp_path / "m"
+    run.mkdir()
+    np.savez(run / "data.npz", train_points=train[None])  # what an older memnb's killed start left
+    (run / "epochs").mkdir()
+    mon = Monitor(train, groups, test, root=tmp_path, name="m", null=null)
+    mon.observe(0, np.random.default_rng(0).normal(size=(30, 3)))
+    assert mon.results().evaluated_epochs == [0]
+
+
+def test_a_first_observation_killed_after_its_config_is_taken_up_again(tmp_path, monkeypatch):
+    import memnb.experiment.monitor as monitor_module
+
+    train, groups, test, null = monitor_data()
+    mon = Monitor(train, groups, test, root=tmp_path, name="m", null=null)
+    monkeypatch.setattr(monitor_module, "write_data", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        mon.observe(0, np.zeros((30, 3)))
+    monkeypatch.undo()
+    assert (tmp_path / "m" / "config.json").exists() and not (tmp_path / "m" / "data.npz").exists()
+    with pytest.warns(UserWarning, match="data.npz: written again"):
+        again = Monitor(train, groups, test, root=tmp_path, name="m", null=null)
+    again.observe(0, np.zeros((30, 3)))
+    np.testing.assert_array_equal(again.results().data["train_points"][0], train)
+
+
+def test_a_folder_holding_other_files_is_refused_before_anything_is_written(tmp_path):
+    train, groups, test, null = monitor_data()
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="name = 'm' is invalid.*notes.txt.*pass another name"):
+        Monitor(train, groups, test, root=tmp_path, name="m", null=null)
+    assert snapshot(tmp_path / "m") == {"notes.txt": b"mine"}
+
+
+OBSERVER = """
+import sys, time, numpy as np, memnb
+t, root, first = float(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+rng = np.random.default_rng(0)
+train, test, null = rng.normal(size=(60, 3)), rng.normal(size=(40, 3)), rng.normal(size=(30, 3))
+time.sleep(max(0, t - time.time()))
+mon = memnb.Monitor(train, np.zeros(60, int), test, root=root, name="shared", null=null)
+for e in range(first, 12, 2):
+    mon.observe(e, np.random.default_rng(e).normal(size=(30, 3)), loss=float(e))
+print("ok")
+"""
+
+
+def test_two_monitors_on_one_folder_keep_what_each_observed(tmp_path):
+    at = time.time() + 6.0  # both import memnb first, then start at the same instant
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", OBSERVER, str(at), str(tmp_path), str(first)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for first in (0, 1)
+    ]
+    outs = [p.communicate(timeout=240) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outs]
+    train, groups, test, null = monitor_data()
+    res = Monitor(train, groups, test, root=tmp_path, name="shared", null=null).results()
+    res.verify(checksums=True)
+    assert res.evaluated_epochs == list(range(12))
+    assert res.loss().groupby("epoch").loss.first().tolist() == [float(e) for e in range(12)]  # no loss lost
+
+
+def test_bad_observations_fail_naming_the_argument_and_write_nothing(tmp_path):
+    train, groups, test, null = monitor_data()
+    mon = Monitor(train, groups, test, root=tmp_path, name="m", null=null)
+    mon.observe(0, np.zeros((30, 3)))
+    before = snapshot(tmp_path / "m")
+    for call, match in [
+        (lambda: mon.observe(2**70, np.zeros((30, 3))), r"epoch = 1180591620717411303424 is invalid"),
+        (lambda: mon.observe(1, np.zeros((30, 3)), loss="abc"), r"loss = 'abc' is invalid"),
+        (lambda: mon.observe(1, np.zeros((30, 3)), overwrite="no"), r"overwrite = 'no' is invalid; allowed: True"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            call()
+    assert snapshot(tmp_path / "m") == before
+    assert mon.observe(1, np.zeros((30, 3))).epoch.eq(1).all()  # and the run is still usable
+    with pytest.raises(ValueError, match=r"train = 'values up to .*e\+200' is invalid.*rescale"):
+        Monitor(train * 1e200, groups, test, root=tmp_path, name="other", null=null)
+    assert not (tmp_path / "other").exists()
+
+
+# -- run_experiment's arguments and resources, checked before any work -------------------------------------------
+def test_strings_are_not_booleans(tmp_path):
+    for kwargs, name in (({"wait": "no"}, "wait"), ({"progress": "no"}, "progress"), ({"verify": "yes"}, "verify")):
+        with pytest.raises(ValueError, match=rf"{name} = '.*' is invalid; allowed: True or False"):
+            run_experiment(ExperimentConfig(**SMALL), root=tmp_path, **kwargs)
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("change", [{"n_base": 10**12}, {"epochs": 10**9}])
+def test_a_run_this_machine_cannot_hold_is_refused_before_any_work(tmp_path, monkeypatch, change):
+    monkeypatch.setenv("MEMNB_MEMORY_BYTES", str(16 << 30))
+    with pytest.raises(ValueError, match=r"GiB"):
+        run_experiment(ExperimentConfig(**{**SMALL, **change}), root=tmp_path, progress=False)
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_folder_that_holds_no_run_never_breaks_listing_the_others(tmp_path, reference):
+    shutil.copytree(reference.path, tmp_path / reference.path.name)
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "config.json").write_text("{cut sh")
+    (tmp_path / "empty").mkdir()
+    skipped = []
+    assert [r.path.name for r in list_runs(tmp_path, skipped)] == [reference.path.name]
+    assert len(skipped) == 1 and "half" in skipped[0]
+    with pytest.warns(UserWarning, match="skipped 1 unreadable run"):
+        assert [r.path.name for r in find_runs(runs_root=tmp_path)] == [reference.path.name]
+
+
+# -- one resolver, one runs root ---------------------------------------------------------------------------------
+def test_every_function_that_takes_runs_takes_results_paths_and_names(tmp_path, monkeypatch, reference):
+    monkeypatch.setenv("MEMNB_RUNS", str(reference.path.parent))
+    assert runs_root() == reference.path.parent
+    for given in (reference, reference.path, str(reference.path), reference.path.name):
+        assert resolve_run(given).path == reference.path
+        assert [r.path for r in find_runs([given])] == [reference.path]
+    assert find_runs(reference)[0] is reference
+    assert [r.path for r in find_runs()] == [reference.path]  # the verdict's default root is $MEMNB_RUNS too
+    from memnb.analysis.verdict import verdict
+
+    assert verdict([reference], n_bootstrap=50)[1].equals(verdict([reference.path], n_bootstrap=50)[1])
+    with pytest.raises(ValueError, match="run = 'nothing-here' is invalid"):
+        resolve_run("nothing-here")
+
+
+# -- the store reads each file once ------------------------------------------------------------------------------
+def test_opening_a_complete_run_reads_config_and_manifest_once(reference, monkeypatch):
+    reads: dict[str, int] = {}
+    real = Path.read_text
+
+    def counted(self, *a, **k):
+        reads[self.name] = reads.get(self.name, 0) + 1
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Path, "read_text", counted)
+    res = Results(reference.path)
+    res.table(), res.zu(), res.loss(), res.complete, res.evaluated_epochs, res.stopped_at_epoch, res.records
+    assert reads == {"config.json": 1, "manifest.json": 1}
+
+
+def test_results_json_files_are_plain(reference):
+    """Self-describing: manifest and config are plain JSON objects readable without memnb."""
+    m = json.loads((reference.path / "manifest.json").read_text())
+    assert m["complete"] is True and m["trained_epochs"] == 3 and set(m["files"]) >= {"data.npz", "table.parquet"}
+    assert json.loads((reference.path / "config.json").read_text())["n_base"] == 200
