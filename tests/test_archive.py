@@ -12,7 +12,7 @@ import pytest
 from helpers import run_notebook_smoke
 
 from memnb import ExperimentConfig, Results, run_experiment
-from memnb.core.storage import CorruptRunError, StorageError, _atomic
+from memnb.core.storage import CorruptRunError, StorageError, write_bytes_of
 from memnb.experiment import archive
 from memnb.experiment.archive import (
     MIN_PART_BYTES,
@@ -152,9 +152,9 @@ def test_a_pack_that_fails_midway_keeps_the_earlier_archive(full, tmp_path, monk
         calls.append(path)
         if len(calls) == 2:
             raise StorageError(28, f"could not write {path}: No space left on device")
-        return _atomic(path, write)
+        return write_bytes_of(path, write)
 
-    monkeypatch.setattr(archive, "_atomic", disk_full_at_the_second_piece)
+    monkeypatch.setattr(archive, "write_bytes_of", disk_full_at_the_second_piece)
     with pytest.raises(StorageError, match="No space"):
         pack([full.path], target, part_bytes=2000)
     assert len(calls) == 2 and sorted(tmp_path.iterdir()) == [target] and target.read_bytes() == stored

@@ -277,17 +277,6 @@ def source_names() -> list[tuple[str, str]]:
     return out
 
 
-# memnb's own docstrings that still name modules of the flat layout (memnb/ is not this test's to edit).
-# Fix each, then drop the mark: strict, so the test fails as soon as they are all fixed and the mark stays.
-STALE_IN_SOURCE = (
-    "memnb/analysis/early_stopping.py (quality_by_epoch): memnb.quality -> memnb.analysis.quality; "
-    "memnb/experiment/results.py (Results.stopped_at_epoch): memnb.early_stopping -> memnb.analysis.early_stopping; "
-    "memnb/workflows/sweep_grid.py (run_status): memnb.early_stopping -> memnb.analysis.early_stopping; "
-    "memnb/workflows/sweep_tables.py (sweep_table): memnb.results -> memnb.experiment.results"
-)
-
-
-@pytest.mark.xfail(strict=True, reason="stale module names in memnb's docstrings: " + STALE_IN_SOURCE)
 def test_dotted_names_in_the_source_exist():
     """A docstring or comment of memnb that names a memnb module names one that exists (file:line, name, why)."""
     names = source_names()

@@ -193,7 +193,7 @@ class EarlyStopping:
 
 # -- what stopping buys: measured on a stored full-length run --------------------------------------------
 def quality_by_epoch(results, seed: int = 0) -> pd.DataFrame:
-    """Energy distance D (sqrt of data units, see memnb.quality) between each evaluated epoch's samples and the repeat's test points.
+    """Energy distance D (sqrt of data units, see memnb.analysis.quality) between each evaluated epoch's samples and the repeat's test points.
 
     results: a `Results`. Also, per repeat, the reference of a perfect generator: fresh draws from
     the data-generating process (as many as the samples, from `default_rng(seed + repeat)`) against

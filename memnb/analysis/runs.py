@@ -18,7 +18,7 @@ import pandas as pd
 from ..core.config import ExperimentConfig
 from ..core.run_config import RunConfig
 from ..experiment.results import Results
-from ..experiment.store import list_runs
+from ..experiment.store import is_run, list_runs
 from ..experiment.store import runs_root as store_runs_root
 
 
@@ -120,7 +120,7 @@ def find_runs(runs=None, runs_root: str | Path | None = None) -> list[Results]:
         paths = [r.path if r is not None else _one_run(p, runs_root) for r, p in zip(given, runs)]
         opened = {r.path: r for r in given if r is not None}
         paths = list(dict.fromkeys(paths))
-        bad = [str(p) for p in paths if not (p / "config.json").exists()]
+        bad = [str(p) for p in paths if not is_run(p)]
         if bad:
             raise ValueError(f"not memnb run directories (no config.json): {bad}")
         return [opened.get(p) or Results(p) for p in paths]
@@ -130,7 +130,7 @@ def find_runs(runs=None, runs_root: str | Path | None = None) -> list[Results]:
             "pattern or a sweep"
         )
     paths = list(dict.fromkeys(paths))  # a run named twice is judged once
-    bad = [str(p) for p in paths if not (p / "config.json").exists()]
+    bad = [str(p) for p in paths if not is_run(p)]
     if bad:
         raise ValueError(f"not memnb run directories (no config.json): {bad}")
     return [Results(p) for p in paths]

@@ -37,10 +37,12 @@ import tempfile
 import zlib
 from pathlib import Path
 
-from ..core.storage import TMP_SUFFIX, CorruptRunError, _atomic, write_json, write_parquet
+from ..core.storage import TMP_SUFFIX, CorruptRunError, write_bytes_of, write_parquet
 from ..core.validate import check_int, fail, invalid
 from .results import Results, TablesOnlyError
-from .runner import default_root, records
+from .runner import default_root
+from .store import Manifest, is_run, records, write_config, write_manifest
+from .store.layout import CONFIG, LOSS, MANIFEST, TABLE, ZU
 
 __all__ = [
     "tables_only_copy",
@@ -54,7 +56,7 @@ __all__ = [
     "MIN_PART_BYTES",
 ]
 
-TABLE_FILES = ("config.json", "table.parquet", "zu.parquet", "loss.parquet", "manifest.json")  # what a copy holds
+TABLE_FILES = (CONFIG, TABLE, ZU, LOSS, MANIFEST)  # what a copy holds
 TIMING_KEYS = ("train_s", "generate_s", "metric_s", "wall_s_this_session", "device", "torch_version", "memnb_version")
 MIN_PART_BYTES = 1024  # smaller pieces would be thousands of files for an archive of a few megabytes
 _PIECE = re.compile(r"(?P<base>.+)\.part(?P<k>\d+)-of-(?P<n>\d+)")
@@ -80,23 +82,25 @@ def tables_only_copy(run: Path | str, dest: Path | str, made_on: str | None = No
     if out.exists():
         fail("dest", str(dest), f"a folder without {res.path.name} (it exists)")
     out.mkdir(parents=True)
-    shutil.copy2(res.path / "config.json", out / "config.json")
-    write_parquet(out / "table.parquet", res.table())
-    write_parquet(out / "zu.parquet", res.zu())
-    write_parquet(out / "loss.parquet", res.loss())
-    write_json(
-        out / "manifest.json",
-        {
-            "tables_only": True,
-            "complete": res.complete,
-            "stopped_at_epoch": m.get("stopped_at_epoch"),
-            "fingerprint": m.get("fingerprint", res.config.fingerprint()),
-            "evaluated_epochs": res.evaluated_epochs,
-            "made_on": made_on or f"{platform.node()} ({platform.processor() or platform.machine()})",
-            "source": {k: m[k] for k in TIMING_KEYS if k in m},
-            "files": records(out),
-        },
+    write_config(out, res.config if res.kind != "monitor" else res.config.with_observed(()))
+    write_parquet(out / TABLE, res.table())
+    write_parquet(out / ZU, res.zu())
+    write_parquet(out / LOSS, res.loss())
+    tables_only = {
+        "tables_only": True,
+        "evaluated_epochs": res.evaluated_epochs,
+        "made_on": made_on or f"{platform.node()} ({platform.processor() or platform.machine()})",
+        "source": {k: m[k] for k in TIMING_KEYS if k in m},
+    }
+    manifest = Manifest(
+        complete=res.complete,
+        fingerprint=m.get("fingerprint", res.config.fingerprint()),
+        files=records(out),
+        stopped_at_epoch=m.stopped_at_epoch,
+        tables_only=tables_only,
+        monitoring={k: v for k, v in m.monitoring.items() if k == "kind"},
     )
+    write_manifest(out, manifest)
     return out
 
 
@@ -129,8 +133,8 @@ def pack(runs, target: Path | str, part_bytes: int | None = None, made_on: str |
         fail("runs", runs, "a list of run directories (one run: [path])")
     runs = [Path(r) for r in runs]
     for r in runs:
-        if not (r / "config.json").is_file():
-            fail("runs", str(r), "run directories (this one has no config.json)")
+        if not is_run(r):
+            fail("runs", str(r), f"run directories (this one has no {CONFIG})")
     names = [r.name for r in runs]
     if len(set(names)) < len(names):
         fail("runs", [str(r) for r in runs], "runs of distinct folder names (each is one folder of the archive)")
@@ -157,7 +161,7 @@ def pack(runs, target: Path | str, part_bytes: int | None = None, made_on: str |
     written: list[Path] = []
     try:
         for path, chunk in files.items():
-            _atomic(path, lambda f, chunk=chunk: f.write(chunk))
+            write_bytes_of(path, lambda chunk=chunk: chunk)
             written.append(path)
     except BaseException:
         for path in written:  # an incomplete set of pieces is no archive; the runs are where they were

@@ -36,10 +36,6 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 POINT_LIMIT = 1e15  # largest |coordinate|: 3072-D squared distances of 1e15 stay below float32's 3.4e38
 
 
-def _fail(name: str, value: Any, allowed: str) -> None:
-    fail(name, value, allowed)
-
-
 def describe(a: Any) -> str:
     shape = getattr(a, "shape", None)
     return f"an array of shape {tuple(shape)}" if shape is not None else f"a {type(a).__name__}"
@@ -61,24 +57,24 @@ def points(x: Any, name: str, dim: int | None = None) -> np.ndarray:
     """(R, n, d) float32 or float64 points from (n, d) or (R, n, d) `x`, checked: real, finite, dimension `dim`."""
     a = as_numpy(x, name)
     if a.dtype == object or not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
-        _fail(name, describe(a) + f" of {a.dtype}", "real numbers (float or int arrays)")
+        fail(name, describe(a) + f" of {a.dtype}", "real numbers (float or int arrays)")
     if a.ndim == 2:
         a = a[None]
     if a.ndim != 3 or a.shape[1] == 0 or a.shape[2] == 0:
-        _fail(
+        fail(
             name,
             describe(a if a.ndim != 3 else a[0]),
             "(n, d) or (R, n, d) points with n, d >= 1 (flatten images first: x.reshape(len(x), -1))",
         )
     if dim is not None and a.shape[2] != dim:
-        _fail(f"{name}'s dimension", a.shape[2], f"{dim}, the training points' d")
+        fail(f"{name}'s dimension", a.shape[2], f"{dim}, the training points' d")
     bad = ~np.isfinite(a)
     if bad.any():
         r, i, j = (int(v[0]) for v in np.nonzero(bad))
-        _fail(name, describe(a), f"finite numbers (repeat {r}, point {i}, coordinate {j} is {a[r, i, j]})")
+        fail(name, describe(a), f"finite numbers (repeat {r}, point {i}, coordinate {j} is {a[r, i, j]})")
     big = float(np.abs(a).max()) if a.size else 0.0
     if big > POINT_LIMIT:  # squared distances of such points overflow the search's float32 (FAISS) to inf
-        _fail(name, f"values up to {big:g}", f"|x| <= {POINT_LIMIT:g} (squared distances must stay finite): rescale")
+        fail(name, f"values up to {big:g}", f"|x| <= {POINT_LIMIT:g} (squared distances must stay finite): rescale")
     # float32 stays float32 (a large image set need not double in data.npz); anything else is float64. The search
     # itself always computes in float64 (memnb.metric.neighbors).
     return a if a.dtype == np.float32 else a.astype(np.float64, copy=False)
@@ -90,24 +86,24 @@ def group_codes(groups: Any, labels: Sequence[str] | None) -> tuple[np.ndarray, 
     if a.ndim == 1:
         a = a[None]
     if a.ndim != 2:
-        _fail("groups", describe(a), "(N,) or (R, N) group codes or labels, one per training point")
+        fail("groups", describe(a), "(N,) or (R, N) group codes or labels, one per training point")
     if labels is not None:
         if isinstance(labels, str) or not all(isinstance(g, str) and g for g in labels) or not len(labels):
-            _fail("labels", labels, "a non-empty list of group names (strings)")
+            fail("labels", labels, "a non-empty list of group names (strings)")
         if len(set(labels)) != len(labels) or "all" in labels:
-            _fail("labels", labels, "distinct names, none of them 'all' (the tables' name for every point)")
+            fail("labels", labels, "distinct names, none of them 'all' (the tables' name for every point)")
         labels = tuple(labels)
     if a.dtype.kind in "USO":  # label strings
         values = a.astype(str)
         present = list(dict.fromkeys(values.reshape(-1).tolist()))
         if labels is None:
             if "all" in present:
-                _fail("groups", "all", "any label but 'all' (the tables' name for every point)")
+                fail("groups", "all", "any label but 'all' (the tables' name for every point)")
             # memnb's own names keep memnb's codes (so its figures and verdict read them as its groups)
             labels = GROUPS if set(present) <= set(GROUPS) else tuple(present)
         unknown = [g for g in present if g not in labels]
         if unknown:
-            _fail("groups", unknown[0], f"one of the labels {list(labels)}")
+            fail("groups", unknown[0], f"one of the labels {list(labels)}")
         uniq, inverse = np.unique(values, return_inverse=True)
         code_of = np.array([labels.index(g) for g in uniq.tolist()], np.int64)
         return code_of[inverse].reshape(values.shape), labels
@@ -115,11 +111,11 @@ def group_codes(groups: Any, labels: Sequence[str] | None) -> tuple[np.ndarray, 
         if np.issubdtype(a.dtype, np.floating) and np.all(np.isfinite(a)) and np.all(a == np.round(a)):
             a = a.astype(np.int64)
         else:
-            _fail("groups", describe(a) + f" of {a.dtype}", "integer group codes or label strings")
+            fail("groups", describe(a) + f" of {a.dtype}", "integer group codes or label strings")
     labels = GROUPS if labels is None else labels
     bad = (a < 0) | (a >= len(labels))
     if bad.any():
-        _fail("groups", int(a[bad][0]), f"a code 0..{len(labels) - 1} of the labels {list(labels)} (or pass labels=)")
+        fail("groups", int(a[bad][0]), f"a code 0..{len(labels) - 1} of the labels {list(labels)} (or pass labels=)")
     return a.astype(np.int64), labels
 
 
@@ -130,12 +126,12 @@ def own_thresholds(criteria: Mapping[str, float] | None) -> dict[str, float]:
     if criteria is None:
         return out
     if not isinstance(criteria, Mapping):
-        _fail("criteria", criteria, f"a mapping criterion -> its threshold k >= 1, criteria {list(CRITERIA.names())}")
+        fail("criteria", criteria, f"a mapping criterion -> its threshold k >= 1, criteria {list(CRITERIA.names())}")
     for name, k in criteria.items():
         if name not in CRITERIA:
-            _fail("criteria", name, f"a registered criterion: {' | '.join(CRITERIA.names())}")
+            fail("criteria", name, f"a registered criterion: {' | '.join(CRITERIA.names())}")
         if isinstance(k, bool) or not isinstance(k, numbers.Real) or not (np.isfinite(k) and k >= 1):
-            _fail(f"criteria[{name!r}]", k, "a finite threshold k >= 1")
+            fail(f"criteria[{name!r}]", k, "a finite threshold k >= 1")
         rec = CRITERIA.get(name)
         out[rec.threshold_field] = 1.0 / float(k) if rec.inverse else float(k)
     return out
@@ -145,10 +141,10 @@ def threshold_grid(thresholds: Sequence[float] | None) -> tuple[float, ...]:
     if thresholds is None:
         return THRESHOLD_GRID
     if isinstance(thresholds, (str, bytes)) or not isinstance(thresholds, Sequence) or not len(thresholds):
-        _fail("thresholds", thresholds, "a non-empty list of finite thresholds k >= 1")
+        fail("thresholds", thresholds, "a non-empty list of finite thresholds k >= 1")
     for k in thresholds:
         if isinstance(k, bool) or not isinstance(k, numbers.Real) or not (np.isfinite(k) and k >= 1):
-            _fail("thresholds", list(thresholds), "a non-empty list of finite thresholds k >= 1")
+            fail("thresholds", list(thresholds), "a non-empty list of finite thresholds k >= 1")
     return tuple(sorted({float(k) for k in thresholds}))
 
 

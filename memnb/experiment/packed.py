@@ -8,7 +8,7 @@ member i of the packed ensemble is repeat r of configuration k, with its generat
 (configs[k].seed, r) exactly as when that configuration runs alone, so every member draws the same
 random numbers and takes the same steps (each member's gradient, clipping and AdamW update are its
 own; memnb.models.train). Each configuration keeps its own run directory, data, searches, tables and
-checkpoint, written by the runner's own steps (memnb.experiment.runner._Run): the results are those
+checkpoint, written by the runner's own steps (memnb.experiment.session.Session): the results are those
 of `run_experiment(config)` array for array, and a packed run can be resumed alone and vice versa
 (the checkpoint holds the configuration's members only).
 
@@ -34,7 +34,8 @@ from ..core.registry import DENOISERS
 from ..models.ensemble import Ensemble, member_state, stack_states
 from .repeats import RepeatData
 from .results import Results
-from .runner import _Run, _run_locked, checkpoint_due, prepare_run, run_dir, run_lock
+from .runner import checkpoint_due, prepare_run, run_dir, run_lock, run_locked
+from .session import Session
 
 # fields that must be equal for configurations to share one ensemble (besides the data's shape)
 PACK_FIELDS = (
@@ -185,13 +186,13 @@ def run_packed(configs: Sequence[ExperimentConfig], root: Path | str | None = No
 
 def _run_packed_locked(configs: list[ExperimentConfig], paths: list[Path], progress: bool) -> list:
     done: dict[int, Results] = {}
-    runs: dict[int, _Run] = {}
+    runs: dict[int, Session] = {}
     for i, (c, path) in enumerate(zip(configs, paths)):
         results = prepare_run(c, path)
         if results.complete:
             done[i] = results
         else:
-            runs[i] = _Run(c, path, results, [])
+            runs[i] = Session(c, path, results, [])
     if runs:
         pack = _Pack([configs[i] for i in runs])
         for i, run in runs.items():
@@ -202,7 +203,7 @@ def _run_packed_locked(configs: list[ExperimentConfig], paths: list[Path], progr
         starts = {run.start for run in runs.values()}
         if len(starts) > 1:  # checkpoints at different epochs: each configuration goes on alone
             for i in runs:
-                done[i] = _run_locked(configs[i], paths[i], progress, [])
+                done[i] = run_locked(configs[i], paths[i], progress, [])
         else:
             pack.load_checkpoints()
             for run in runs.values():
@@ -213,8 +214,8 @@ def _run_packed_locked(configs: list[ExperimentConfig], paths: list[Path], progr
     return [done[i] for i in range(len(configs))]
 
 
-def _loop(pack: _Pack, runs: list[_Run], start: int, progress: bool) -> None:
-    """The runner's loop (memnb.experiment.runner._Run.loop, without callbacks) in lockstep for every run."""
+def _loop(pack: _Pack, runs: list[Session], start: int, progress: bool) -> None:
+    """The runner's loop (memnb.experiment.session.Session.loop, without callbacks) in lockstep for every run."""
     from tqdm.auto import tqdm
 
     c = runs[0].config

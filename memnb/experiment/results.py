@@ -189,7 +189,7 @@ class Results:
 
     @property
     def stopped_at_epoch(self) -> int | None:
-        """The epoch at which a callback stopped this run (None: not stopped; see memnb.early_stopping)."""
+        """The epoch at which a callback stopped this run (None: not stopped; see memnb.analysis.early_stopping)."""
         return self.manifest.stopped_at_epoch
 
     @cached_property

@@ -24,7 +24,7 @@ from .checks import SAMPLE_LIMIT, DivergedError, check_samples, check_training
 from .repeats import RepeatData
 from .replay import first_stop
 from .results import Results, TablesOnlyError
-from .session import CHECKPOINT_SECONDS, _Run, checkpoint_due, loss_frame
+from .session import CHECKPOINT_SECONDS, Session, checkpoint_due, loss_frame
 from .store import (
     RunLockedError,
     read_checkpoint,
@@ -222,7 +222,7 @@ def run_experiment(
     path = run_dir(config, root)
     _check_resources(config, path)
     with run_lock(path.parent, path.name, wait) as waited:
-        results = _run_locked(config, path, progress, callbacks, verify)
+        results = run_locked(config, path, progress, callbacks, verify)
     results.lock_wait_s = waited
     return results
 
@@ -237,7 +237,7 @@ def _check_resources(config: ExperimentConfig, path: Path) -> None:
         check_resources(config, path.parent)
 
 
-def _run_locked(config: ExperimentConfig, path: Path, progress: bool, callbacks: list, verify: bool = False) -> Results:
+def run_locked(config: ExperimentConfig, path: Path, progress: bool, callbacks: list, verify: bool = False) -> Results:
     results = prepare_run(config, path, verify)
     if results.complete:
         if callbacks and not results.tables_only:  # a copy has no epoch files to replay
@@ -249,7 +249,7 @@ def _run_locked(config: ExperimentConfig, path: Path, progress: bool, callbacks:
                     stacklevel=2,
                 )
         return results
-    run = _Run(config, path, results, callbacks)
+    run = Session(config, path, results, callbacks)
     run.set_up()
     run.resume()
     run.replay_callbacks()

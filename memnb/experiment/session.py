@@ -61,7 +61,7 @@ def _progress(total: int, initial: int, enabled: bool, desc: str):
     return tqdm(total=total, initial=initial, disable=not enabled, desc=desc, unit="epoch")
 
 
-class _Run:
+class Session:
     """One session of a run: the state its steps share."""
 
     def __init__(self, config: ExperimentConfig, path: Path, results: Results, callbacks: list):

@@ -38,6 +38,7 @@ from ..core.storage import write_json, write_parquet
 from ..core.validate import check_int
 from ..experiment.results import Results
 from ..experiment.runner import run_dir
+from ..experiment.store import is_run
 from .sweep_grid import STATUSES, config_frame, expand_grid, run_status, sweep_name
 from .sweep_tables import grid_summary, sweep_table
 from .sweep_workers import (
@@ -106,7 +107,7 @@ class Sweep:
         return pd.read_parquet(self.out_dir / "table.parquet")
 
     def results(self) -> list[Results]:
-        return [Results(p) for p in self.runs if (p / "config.json").exists()]
+        return [Results(p) for p in self.runs if is_run(p)]
 
 
 def _check_sweep(configs, executor: str, torch_threads: int, retries: int) -> list[ExperimentConfig]:

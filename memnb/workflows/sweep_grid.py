@@ -14,6 +14,7 @@ import pandas as pd
 from ..core.config import CONFIG_FIELDS, ExperimentConfig
 from ..experiment.results import Results
 from ..experiment.runner import run_dir
+from ..experiment.store import is_run
 
 STATUSES = ("new", "partial", "complete")
 
@@ -55,10 +56,10 @@ def sweep_name(configs: Sequence[ExperimentConfig]) -> str:
 def run_status(config: ExperimentConfig, root: Path | str | None = None) -> str:
     """``complete`` (finished), ``partial`` (started: resumes from its checkpoint) or ``new``.
 
-    A run stopped early by a callback (memnb.early_stopping) is ``partial``: a sweep, which runs
+    A run stopped early by a callback (memnb.analysis.early_stopping) is ``partial``: a sweep, which runs
     without callbacks, trains it on to its configured epochs."""
     path = run_dir(config, root)
-    if (path / "config.json").exists() and Results(path).complete:
+    if is_run(path) and Results(path).complete:
         return "complete"
     return "partial" if path.exists() and any(path.iterdir()) else "new"
 

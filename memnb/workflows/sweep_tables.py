@@ -20,7 +20,7 @@ from .sweep_grid import config_frame, run_status
 
 def sweep_table(configs: Sequence[ExperimentConfig], root: Path | str | None = None) -> pd.DataFrame:
     """The tidy table of every finished run among `configs`: their ``table.parquet`` rows (repeat x
-    epoch x group x criterion x threshold, see memnb.results) with ``run`` and every config field
+    epoch x group x criterion x threshold, see memnb.experiment.results) with ``run`` and every config field
     as columns. Unfinished runs are left out."""
     frames = []
     finished = [c for c in configs if run_status(c, root) == "complete"]
