@@ -2,6 +2,8 @@
 performance is shown by the benchmark's side-by-side ratios, never by a timed test)."""
 
 import json
+import math
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -58,3 +60,28 @@ def test_quick_sweep_benchmark_writes_its_report(tmp_path):
     assert report["dask"]["malloc_trim_threshold"] == ["None"]
     assert report["dask_default_env"]["malloc_trim_threshold"] == ["65536"]
     assert report["summary"]["results_identical"] is True
+
+
+def test_quick_store_benchmark_writes_its_report(tmp_path):
+    subprocess.run(
+        [sys.executable, "benchmarks/store_bench.py", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    report = json.loads((tmp_path / "store-latest-quick.json").read_text())
+    assert {"cpu", "nproc", "numpy", "torch"} <= set(report["machine"])
+    s, r = report["settings"], report["result"]
+    assert s["quick"] is True and s["epochs"] == 40
+    # one time per observed epoch 0..40, every one positive; the medians are those of epochs 5-15 and the last 11
+    assert len(r["observe_s"]) == s["epochs"] + 1 == r["observed_epochs"] and min(r["observe_s"]) > 0
+    assert r["early_epochs"] == list(range(5, 16)) and r["late_epochs"] == list(range(30, 41))
+    for key, epochs in (("early_median_ms", r["early_epochs"]), ("late_median_ms", r["late_epochs"])):
+        assert r[key] == pytest.approx(1e3 * statistics.median(r["observe_s"][e] for e in epochs), abs=1e-3)
+    # the ratio is reported, never judged: positive and finite is all that is asked of it
+    ratio = r["ratio_late_over_early"]
+    assert math.isfinite(ratio) and ratio > 0
+    assert ratio == pytest.approx(r["late_median_ms"] / r["early_median_ms"], rel=1e-3)
+    assert r["results_s"] > 0

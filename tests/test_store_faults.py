@@ -272,3 +272,60 @@ def test_results_json_files_are_plain(reference):
     m = json.loads((reference.path / "manifest.json").read_text())
     assert m["complete"] is True and m["trained_epochs"] == 3 and set(m["files"]) >= {"data.npz", "table.parquet"}
     assert json.loads((reference.path / "config.json").read_text())["n_base"] == 200
+
+
+# -- runs written before the store (commit 3f8b80c: tests/fixtures/record_previous.py) keep opening --------------
+PREVIOUS = Path(__file__).resolve().parent / "fixtures" / "previous"
+
+
+def test_a_trained_run_of_the_previous_layout_opens_and_is_returned_as_it_is(tmp_path):
+    (old,) = (PREVIOUS / "trained").iterdir()
+    shutil.copytree(old, tmp_path / old.name)
+    res = Results(tmp_path / old.name)
+    res.verify(checksums=True)
+    pd.testing.assert_frame_equal(res.table(), res.assemble_table())
+    pd.testing.assert_frame_equal(res.zu(), res.assemble_zu())
+    before = snapshot(res.path)
+    again = run_experiment(res.config, root=tmp_path, progress=False)
+    assert again.complete and snapshot(res.path) == before  # nothing rewritten
+    longer = run_experiment(res.config.replace(epochs=3), root=tmp_path, progress=False)  # another run: its own
+    assert longer.evaluated_epochs == [0, 1, 2, 3]
+
+
+def test_a_partial_run_of_the_previous_layout_resumes_from_its_old_checkpoint(tmp_path):
+    (old,) = (PREVIOUS / "trained").iterdir()
+    run = tmp_path / old.name
+    shutil.copytree(old, run)
+    want = Results(run).table()
+    (run / "manifest.json").unlink()  # as if killed after its last epoch: resumes from the old-format checkpoint
+    (run / "epochs" / "epoch_000002.npz").unlink()
+    res = run_experiment(Results(run).config, root=tmp_path, progress=False)
+    pd.testing.assert_frame_equal(res.table(), want)
+
+
+def test_a_monitored_run_of_the_previous_layout_reopens_and_goes_on(tmp_path):
+    sys.path.insert(0, str(PREVIOUS.parent))
+    from record_previous import monitor_data
+
+    train, groups, test, null, samples = monitor_data()
+    shutil.copytree(PREVIOUS / "monitored", tmp_path, dirs_exist_ok=True)
+    old = Results(tmp_path / "monitored")
+    table, loss = old.table(), old.loss()
+    assert loss.loss.round(6).tolist() == [1.0, 0.5, 0.333333]
+    mon = Monitor(train, groups, test, root=tmp_path, name="monitored", null=null)
+    assert mon.epochs == [0, 1, 2]
+    assert mon.observe(1, samples[1]).epoch.eq(1).all()  # stored: not observed again
+    mon.observe(3, samples[2], loss=0.25)
+    res = mon.results()
+    res.verify(checksums=True)
+    assert res.evaluated_epochs == [0, 1, 2, 3]
+    pd.testing.assert_frame_equal(res.table()[res.table().epoch < 3].reset_index(drop=True), table)
+    assert res.loss().loss.round(6).tolist() == [1.0, 0.5, 0.333333, 0.25]  # the old epochs' losses kept
+
+
+def test_a_tables_only_copy_of_the_previous_layout_opens(tmp_path):
+    (old,) = (PREVIOUS / "copy").iterdir()
+    shutil.copytree(old, tmp_path / old.name)
+    res = Results(tmp_path / old.name)
+    assert res.tables_only and res.complete and not res.table().empty
+    assert run_experiment(res.config, root=tmp_path, progress=False).path == res.path

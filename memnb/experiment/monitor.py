@@ -43,7 +43,7 @@ import pandas as pd
 
 from .._version import __version__
 from ..core.monitor_config import MonitorConfig
-from ..core.storage import CorruptRunError, check_record, stale_temporaries, write_parquet
+from ..core.storage import CorruptRunError, check_record, write_parquet
 from ..core.validate import check_bool, fail
 from ..metric.neighbors import NEIGHBOUR_FIELDS, NeighbourSearch
 from .checks import SAMPLE_LIMIT
@@ -60,6 +60,7 @@ from .store import (
     read_data,
     read_epoch,
     records,
+    remove_stale,
     run_lock,
     runs_root,
     set_aside,
@@ -72,9 +73,8 @@ from .store import (
 from .store.layout import CONFIG, DATA, EPOCHS, LOSS, MANIFEST, TABLE, ZU, epoch_file, epoch_name
 from .tabulate import at_own_thresholds, data_copying, group_sizes, summarize, summary_rows, table_thresholds
 
-__all__ = ["Monitor", "MONITOR_ARRAYS", "MAX_EPOCH"]
+__all__ = ["Monitor", "MAX_EPOCH"]
 
-MONITOR_ARRAYS = ("samples", "d1", "d2", "d_test", "index", "summary", "zu", "zu_n")  # every epoch file holds these
 MAX_EPOCH = 10**12  # epochs (or steps) are counted in int64 inside the epoch file
 
 
@@ -153,8 +153,7 @@ class Monitor:
         (data.npz, temporaries; no epoch): started anew. One holding epoch files or other files is refused."""
         if not self.path.exists():
             return
-        for tmp in stale_temporaries(self.path):
-            tmp.unlink()
+        remove_stale(self.path)
         held = sorted(p.name for p in self.path.iterdir() if not p.name.startswith("."))
         epochs_held = stored_epochs(self.path)
         if epochs_held or set(held) - {DATA, EPOCHS}:
@@ -195,8 +194,7 @@ class Monitor:
     def _recover(self) -> None:
         """Stale temporaries removed; data.npz written again when it is not the given data; a damaged epoch file set
         aside; the tables and the manifest written again when damaged or behind the stored epochs."""
-        for tmp in stale_temporaries(self.path):
-            tmp.unlink()
+        remove_stale(self.path)
         try:
             data = read_data(self.path)
             same = all(np.array_equal(data[k], v) for k, v in self._data_arrays().items() if k in data) and set(

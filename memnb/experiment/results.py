@@ -289,11 +289,15 @@ class Results:
 
     def loss(self) -> pd.DataFrame:
         """Training loss per repeat and epoch (columns repeat, epoch, loss); a monitored run's from its epoch files."""
+        f = self.path / LOSS
         if self.kind == "monitor" and not self.tables_only:
             rows = [(e, self.epoch_arrays(e, ("loss",)).get("loss")) for e in self.evaluated_epochs]
-            if any(v is not None for _, v in rows) or not (self.path / LOSS).exists():
-                return loss_rows([(e, v) for e, v in rows if v is not None and np.isfinite(v).all()])
-        f = self.path / LOSS
+            legacy = {e for e, v in rows if v is None}  # epoch files written before the loss was committed with them
+            old = self._read_parquet(f) if legacy and f.exists() else None
+            if old is not None:
+                old = old[old.epoch.isin(legacy)]
+                rows += [(int(e), g.sort_values("repeat").loss.to_numpy()) for e, g in old.groupby("epoch")]
+            return loss_rows([(e, v) for e, v in rows if v is not None and np.isfinite(v).all()])
         return self._read_parquet(f) if f.exists() else pd.DataFrame(columns=["repeat", "epoch", "loss"])
 
     def rates_at(self, criterion: str, threshold: float, epochs: list[int] | None = None) -> pd.DataFrame:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..core.callbacks import check_callbacks
 from ..core.config import ExperimentConfig
-from ..core.storage import CorruptRunError, check_record, file_record, stale_temporaries, write_parquet
+from ..core.storage import CorruptRunError, check_record, file_record, write_parquet
 from ..core.validate import check_bool, invalid
 from .checks import SAMPLE_LIMIT, DivergedError, check_samples, check_training
 from .repeats import RepeatData
@@ -30,6 +30,7 @@ from .store import (
     read_checkpoint,
     read_config,
     records,
+    remove_stale,
     run_lock,
     runs_root,
     set_aside,
@@ -165,8 +166,7 @@ def prepare_run(config: ExperimentConfig, path: Path, verify: bool = False) -> R
     (memnb.experiment.archive) returned as it is, every checksum verified; a partial one refused.
     """
     path.mkdir(parents=True, exist_ok=True)
-    for tmp in stale_temporaries(path):  # left by a write that a kill interrupted; this process holds the run
-        tmp.unlink()
+    remove_stale(path)  # left by writes that a kill interrupted; this process holds the run
     results = open_run(path, config)
     if results.tables_only:  # a copy of a run made elsewhere: returned, never trained on
         if not results.complete:

@@ -15,7 +15,7 @@ write through it.
 from .advice import DAMAGED, REBUILT, advice
 from .checkpoint import read_checkpoint, write_checkpoint
 from .configs import config_kind, read_config, write_config
-from .files import load_npz, read_data, read_epoch, records, set_aside, write_data, write_epoch
+from .files import load_npz, read_data, read_epoch, records, remove_stale, set_aside, write_data, write_epoch
 from .layout import epoch_file, epoch_name, epoch_of, is_run, stored_epochs
 from .lock import RunLockedError, run_lock
 from .manifest import Manifest, read_manifest, write_manifest
@@ -35,6 +35,7 @@ __all__ = [
     "read_epoch",
     "records",
     "set_aside",
+    "remove_stale",
     "write_data",
     "write_epoch",
     "epoch_file",

@@ -14,7 +14,7 @@ import numpy as np
 from ...core.storage import CorruptRunError, file_record, write_npz
 from .layout import DATA, DATA_ARRAYS, EPOCH_ARRAYS, NOT_RECORDED, epoch_file, epoch_stamp
 
-__all__ = ["write_epoch", "read_epoch", "write_data", "read_data", "records", "load_npz", "set_aside"]
+__all__ = ["write_epoch", "read_epoch", "write_data", "read_data", "records", "load_npz", "set_aside", "remove_stale"]
 
 
 def load_npz(f: Path, required: tuple[str, ...], advice=None, keys: tuple[str, ...] | None = None) -> dict:
@@ -89,3 +89,14 @@ def set_aside(path: Path | str, name: str) -> Path:
         dest, i = folder / f"{stem}.{i}", i + 1
     src.replace(dest)
     return dest
+
+
+def remove_stale(path: Path | str) -> int:
+    """Remove the temporaries that writes cut short by a kill left in run `path` (the caller holds its lock: no
+    write of another process is in progress); how many."""
+    from ...core.storage import stale_temporaries
+
+    stale = stale_temporaries(Path(path)) if Path(path).exists() else []
+    for tmp in stale:
+        tmp.unlink()
+    return len(stale)
