@@ -3,6 +3,7 @@
 #   make test      the whole test suite (after make lint: ruff check and ruff format --check)
 #   make bench     memnb against a naive loop, side by side (writes outputs/bench/latest.json)
 #   make bench-sweep  a small sweep: serial vs a local Dask cluster (writes outputs/bench/sweep-latest.json)
+#   make bench-store  one Monitor.observe at epoch 10 vs epoch 400 of one run (writes outputs/bench/store-latest.json)
 # Both create .venv (idempotent: re-installs only when pyproject.toml changes).
 
 PYTHON ?= python3
@@ -14,7 +15,7 @@ TORCH_SPEC ?= torch==2.13.0
 PROFILE ?= laptop
 PYTEST_ARGS ?=
 
-.PHONY: figures test lint bench bench-sweep venv chromium clean-venv
+.PHONY: figures test lint bench bench-sweep bench-store venv chromium clean-venv
 
 venv: $(STAMP)
 
@@ -48,3 +49,6 @@ bench: venv
 
 bench-sweep: venv
 	$(PY) benchmarks/sweep_bench.py $(BENCH_ARGS)
+
+bench-store: venv
+	$(PY) benchmarks/store_bench.py $(BENCH_ARGS)
