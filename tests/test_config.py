@@ -164,6 +164,7 @@ def _monitor_config():
 def test_both_configs_have_everything_the_run_config_protocol_declares(make):
     """Readers ask a run's config for RunConfig's attributes without getattr defaults: both classes must have them,
     of the declared type (int for int, a tuple of the declared item type, ...), and its methods."""
+    import types
     import typing
 
     from memnb.core.run_config import KINDS, NULLS, RunConfig
@@ -176,6 +177,10 @@ def test_both_configs_have_everything_the_run_config_protocol_declares(make):
     assert not missing, f"{type(config).__name__} lacks {missing} of memnb.core.run_config.RunConfig"
     for name, hint in hints.items():
         value = getattr(config, name)
+        if isinstance(hint, types.UnionType):  # X | None: None, or a value of X
+            if value is None:
+                continue
+            hint = next(a for a in typing.get_args(hint) if a is not type(None))
         origin = typing.get_origin(hint) or hint
         assert isinstance(value, origin) and not (origin is int and isinstance(value, bool)), (name, value, hint)
         if origin is tuple:

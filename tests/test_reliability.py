@@ -87,8 +87,12 @@ def test_an_edited_config_is_detected(tmp_path):
     res = fresh_run(tmp_path)
     c = json.loads((res.path / "config.json").read_text())
     (res.path / "config.json").write_text(json.dumps({**c, "ratio": 1.7}))
-    with pytest.raises(CorruptRunError, match=r"config.json is not the config this run was written with"):
+    with pytest.raises(CorruptRunError, match=r"config.json is not the config this run was written with.*writes"):
         Results(res.path).table()
+    with pytest.warns(UserWarning, match="set aside"):  # the advice, followed
+        again = run_experiment(ExperimentConfig(**SMALL), root=tmp_path, progress=False)
+    again.verify(checksums=True)
+    assert again.config.ratio == 1.5 and (res.path / ".damaged" / "config.json").exists()
 
 
 def test_a_changed_byte_is_caught_by_the_checksum_when_read(tmp_path):

@@ -329,3 +329,41 @@ def test_a_tables_only_copy_of_the_previous_layout_opens(tmp_path):
     res = Results(tmp_path / old.name)
     assert res.tables_only and res.complete and not res.table().empty
     assert run_experiment(res.config, root=tmp_path, progress=False).path == res.path
+
+
+@pytest.mark.parametrize("damage", ["missing", "unreadable"])
+def test_a_monitored_run_that_lost_its_config_gets_it_back_from_the_same_data(tmp_path, damage):
+    train, groups, test, null = monitor_data()
+    mon = Monitor(train, groups, test, root=tmp_path, name="m", null=null)
+    for e in range(2):
+        mon.observe(e, np.random.default_rng(e).normal(size=(30, 3)), loss=float(e))
+    want = mon.results().table()
+    f = tmp_path / "m" / "config.json"
+    if damage == "missing":
+        f.unlink()
+    else:
+        f.write_text("{cut")
+        with pytest.raises(CorruptRunError, match="open memnb.Monitor on the same data with name='m'"):
+            Results(tmp_path / "m")
+    with pytest.warns(UserWarning, match="written again from the given data"):
+        again = Monitor(train, groups, test, root=tmp_path, name="m", null=null)  # the advice
+    assert again.epochs == [0, 1]
+    pd.testing.assert_frame_equal(again.results().table(), want)
+    other = monitor_data(seed=1)
+    (tmp_path / "m" / "config.json").unlink()
+    with pytest.raises(ValueError, match="but no config.json"):  # other data: not this run's
+        Monitor(*other[:3], root=tmp_path, name="m", null=other[3])
+
+
+def test_a_damaged_loss_of_a_run_without_checkpoint_is_trained_again_keeping_its_epochs(tmp_path):
+    (old,) = (Path(__file__).resolve().parent / "fixtures" / "old_run").iterdir()  # stored without its checkpoint
+    run = tmp_path / old.name
+    shutil.copytree(old, run)
+    want, epochs = Results(run).loss(), snapshot(run / "epochs")
+    (run / "loss.parquet").write_bytes(b"not parquet")
+    with pytest.warns(UserWarning, match="trained again for its loss history"):
+        res = run_experiment(Results(run, verify=False).config, root=tmp_path, progress=False)
+    assert snapshot(run / "epochs") == epochs  # no stored epoch evaluated again
+    # trained again on this CPU: the float kernels' last bits may differ from the recording CPU's
+    np.testing.assert_allclose(res.loss().loss.to_numpy(), want.loss.to_numpy(), rtol=1e-5)
+    res.verify(checksums=True)

@@ -193,6 +193,11 @@ class ExperimentConfig:
         """The run's group labels, by group code (memnb's own runs: inlier, outlier, duplicate)."""
         return GROUPS
 
+    @property
+    def image_shape(self) -> tuple[int, ...] | None:
+        """The points' image shape (h, w) when the dataset is images (its registry record says), else None."""
+        return DATASETS.get(self.dataset).image_shape if self.dataset in DATASETS else None
+
     def own_threshold(self, criterion: str) -> float:
         """This config's threshold for `criterion`: the field its registry record names (paper: ratio,
         train_only: train_ratio, relative: 1/relative_alpha; see memnb.metric.criteria)."""

@@ -32,6 +32,7 @@ class RunConfig(Protocol):
     n_generate_points: int
     n_null_points: int
     group_names: tuple[str, ...]
+    image_shape: tuple[int, ...] | None  # the points as images: (h, w) or (C, h, w); None: not images
     thresholds: tuple[float, ...]  # the grid the table is tabulated at (each criterion's own k is added)
     ratio: float
     train_ratio: float

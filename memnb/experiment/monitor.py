@@ -45,14 +45,15 @@ from .._version import __version__
 from ..core.monitor_config import MonitorConfig
 from ..core.storage import CorruptRunError, check_record, write_parquet
 from ..core.validate import check_bool, fail
-from ..metric.neighbors import NEIGHBOUR_FIELDS, NeighbourSearch
 from .checks import SAMPLE_LIMIT
 from .monitor_inputs import (
     as_numpy,
     check_arguments,
+    config_from_files,
     describe,
     points,
 )
+from .monitor_search import Searches
 from .results import TABLE_KEYS, Results
 from .store import (
     Manifest,
@@ -71,7 +72,7 @@ from .store import (
     write_manifest,
 )
 from .store.layout import CONFIG, DATA, EPOCHS, LOSS, MANIFEST, TABLE, ZU, epoch_file, epoch_name
-from .tabulate import at_own_thresholds, data_copying, group_sizes, summarize, summary_rows, table_thresholds
+from .tabulate import at_own_thresholds, data_copying, summarize, summary_rows
 
 __all__ = ["Monitor", "MAX_EPOCH"]
 
@@ -150,13 +151,15 @@ class Monitor:
     # -- the run on disk -------------------------------------------------------------------------
     def _adopt_leftovers(self) -> None:
         """A folder without config.json: empty, or left by a first observation killed before its config was written
-        (data.npz, temporaries; no epoch): started anew. One holding epoch files or other files is refused."""
+        (data.npz, temporaries; no epoch): started anew; holding this data's epochs: its config is written again
+        (`config_from_files`). One holding other files is refused."""
         if not self.path.exists():
             return
         remove_stale(self.path)
         held = sorted(p.name for p in self.path.iterdir() if not p.name.startswith("."))
-        epochs_held = stored_epochs(self.path)
-        if epochs_held or set(held) - {DATA, EPOCHS}:
+        if stored_epochs(self.path) and self._config_again():
+            return self._reopen()
+        if stored_epochs(self.path) or set(held) - {DATA, EPOCHS}:
             fail(
                 "name",
                 self.path.name,
@@ -166,12 +169,25 @@ class Monitor:
         if DATA in held:
             (self.path / DATA).unlink()  # the given arrays, written by a start that a kill ended: written again
 
+    def _config_again(self) -> bool:
+        """Write config.json again from the stored epochs when data.npz holds the given data; whether it was."""
+        config = config_from_files(self.path, self._template, self._data_arrays(), self.null_fn is not None)
+        if config is None:
+            return False
+        if (self.path / CONFIG).exists():
+            set_aside(self.path, CONFIG)
+        write_config(self.path, config)
+        warnings.warn(f"{self.path / CONFIG}: written again from the given data and the stored epochs", stacklevel=4)
+        return True
+
     def _reopen(self) -> None:
         """Check that the stored run is this data's; keep its complete epochs; rebuild what is damaged."""
         try:
             stored = read_config(self.path)
         except CorruptRunError as e:
-            raise ValueError(f"name = {self.path.name!r}: {e}") from None
+            if not self._config_again():
+                raise ValueError(f"name = {self.path.name!r}: {e}") from None
+            stored = read_config(self.path)
         if stored.kind != "monitor":
             fail("name", self.path.name, f"a new folder or a monitored run's ({self.path} is a run of run_experiment)")
         theirs = stored.to_dict()
@@ -247,27 +263,7 @@ class Monitor:
         return out
 
     def _set_up_search(self) -> None:
-        """One exact search per distinct (training, test) pair of the repeats (one for all when they share them),
-        and the fixed test-to-train distances of the Z_U test through the same searches."""
-        R, backend = self.n_repeats, self.config.neighbors
-
-        def of(a: np.ndarray, r: int) -> np.ndarray:  # repeat r's rows of a (R, ...) or shared (1, ...) array
-            return a[r if len(a) > 1 else 0]
-
-        self._groups = np.broadcast_to(self._codes, (R, self._codes.shape[1]))
-        shared = len(self._train) == 1 and len(self._test) == 1
-        first = NeighbourSearch(of(self._train, 0), of(self._test, 0), backend)
-        self._searches = [first if shared or r == 0 else NeighbourSearch(of(self._train, r), of(self._test, r), backend)
-                          for r in range(R)]  # fmt: skip
-        self._locations = np.stack([s.locations.location for s in self._searches])
-        found = {}  # id(search) -> its neighbours of the test points: once per distinct search
-        for r, search in enumerate(self._searches):
-            if id(search) not in found:
-                found[id(search)] = search.query(of(self._test, r))
-        self._test_d = np.stack([found[id(s)].d1 for s in self._searches])
-        self._test_group = np.stack([self._groups[r][found[id(s)].index] for r, s in enumerate(self._searches)])
-        self._thresholds = table_thresholds(self.config)
-        self._sizes = group_sizes(self._groups, self.labels)
+        self._searches = Searches(self._train, self._test, self._codes, self.config)
 
     def _consolidate(self) -> None:
         """table.parquet, zu.parquet, loss.parquet and the manifest, from the stored epoch files (the caller holds
@@ -367,28 +363,29 @@ class Monitor:
                     self._start(R, n, None if null is None else null.shape[1])
             if self._searches is None:
                 self._set_up_search()
-            arrays = {"samples": x.astype(np.float16), **self._search(x)}
+            sr = self._searches
+            arrays = {"samples": x.astype(np.float16), **sr.search(x)}
             if null is not None:
-                arrays.update(self._search(null, "null_"))
-            arrays["summary"] = summarize(arrays, self._groups, self._locations, self._thresholds, self.labels)
-            arrays["zu"], arrays["zu_n"] = data_copying(
-                arrays, self._test_d, self._test_group, self._groups, self.labels
-            )
+                arrays.update(sr.search(null, "null_"))
+            arrays["summary"] = summarize(arrays, sr.groups, sr.locations, sr.thresholds, self.labels)
+            arrays["zu"], arrays["zu_n"] = data_copying(arrays, sr.test_d, sr.test_group, sr.groups, self.labels)
             arrays["loss"] = loss_row
             write_epoch(self.path, epoch, arrays)  # the commit: samples, distances, rates, Z_U and loss together
             self._observe_s += time.perf_counter() - t0
         return self._epoch_summary(epoch, arrays["summary"])
-
-    def _search(self, x: np.ndarray, prefix: str = "") -> dict[str, np.ndarray]:
-        found = [s.query(q) for s, q in zip(self._searches, x)]
-        return {prefix + f: np.stack([getattr(nb, f) for nb in found]) for f in NEIGHBOUR_FIELDS}
 
     def _epoch_summary(self, epoch: int, summary: np.ndarray) -> pd.DataFrame:
         c = self.config
         if self._searches is None:
             self._set_up_search()
         table = summary_rows(
-            summary, epoch, list(range(c.n_repeats)), self._thresholds, c.n_generate_points, self._sizes, self.labels
+            summary,
+            epoch,
+            list(range(c.n_repeats)),
+            self._searches.thresholds,
+            c.n_generate_points,
+            self._searches.sizes,
+            self.labels,
         )
         return at_own_thresholds(table, c).assign(epoch=epoch)
 

@@ -240,3 +240,25 @@ def check_arguments(
         **own,
     )
     return Given(train, codes, test, null_points, null_fn, labels, n_repeats, dim, name, template)
+
+
+def config_from_files(path, template: dict, given: dict, per_epoch_null: bool):
+    """The MonitorConfig of run `path` from its stored files, when its config.json is lost: data.npz must hold the
+    `given` arrays (so the run is this data's) and an epoch file tells R and n (and n0 of a per-epoch null); else
+    None."""
+    from ..core.monitor_config import MonitorConfig
+    from ..core.storage import CorruptRunError
+    from .store import read_data, read_epoch, stored_epochs
+
+    try:
+        data = read_data(path)
+        if set(given) - set(data) or not all(np.array_equal(data[k], v) for k, v in given.items()):
+            return None
+        arrays = read_epoch(path, stored_epochs(path)[0], keys=("samples", "null_d1"))
+    except (CorruptRunError, IndexError):
+        return None
+    R, n = arrays["samples"].shape[:2]
+    fields = dict(template)
+    if per_epoch_null and "null_d1" in arrays:
+        fields["n_null_points"] = arrays["null_d1"].shape[1]
+    return MonitorConfig(n_repeats=R, n_generate_points=n, **fields)

@@ -129,7 +129,7 @@ class Results:
         elif m.complete and not self.records:
             import pyarrow.parquet as pq
 
-            for name in (TABLE, ZU):
+            for name in (TABLE, ZU, LOSS):
                 try:
                     pq.read_metadata(self.path / name)
                 except FileNotFoundError:

@@ -27,8 +27,10 @@ from .results import Results, TablesOnlyError
 from .session import CHECKPOINT_SECONDS, Session, checkpoint_due, loss_frame
 from .store import (
     RunLockedError,
+    advice,
     read_checkpoint,
     read_config,
+    read_manifest,
     records,
     remove_stale,
     run_lock,
@@ -79,14 +81,14 @@ def open_run(path: Path, config: ExperimentConfig) -> Results:
     f = path / CONFIG
     if f.exists():
         try:
-            stored = read_config(path)
+            stored = read_config(path, lambda name: advice(path, name))
         except CorruptRunError as e:
             if path.name != config.run_name():
                 raise
-            set_aside(path, CONFIG)
-            write_config(path, config)
-            warnings.warn(f"{e}: written again from the config this folder is named for", stacklevel=4)
-            stored = config
+            stored = _config_again(path, config, f"{f} is unreadable ({str(e).split('(', 1)[-1].split(')')[0]})")
+        if stored != config and path.name == config.run_name() and _recorded_fingerprint(path) == config.fingerprint():
+            # edited by hand: the folder's name and the manifest both say which config wrote this run
+            stored = _config_again(path, config, f"{f} is not the config this run was written with")
         if stored != config:
             diff = {k: (v, config.to_dict()[k]) for k, v in stored.to_dict().items() if config.to_dict().get(k) != v}
             raise CorruptRunError(
@@ -103,6 +105,20 @@ def open_run(path: Path, config: ExperimentConfig) -> Results:
         set_aside(path, MANIFEST)
         warnings.warn(f"{e}; set aside: the run is verified and its manifest written again", stacklevel=4)
         return Results(path, verify=False)
+
+
+def _config_again(path: Path, config: ExperimentConfig, why: str) -> ExperimentConfig:
+    dest = set_aside(path, CONFIG)
+    write_config(path, config)
+    warnings.warn(f"{why}: set aside as {dest}, written again from the config this folder is named for", stacklevel=5)
+    return config
+
+
+def _recorded_fingerprint(path: Path) -> str | None:
+    try:
+        return read_manifest(path).fingerprint
+    except CorruptRunError:
+        return None
 
 
 def repair(results: Results, config: ExperimentConfig, verify: bool = False) -> Results:
@@ -148,10 +164,11 @@ def repair(results: Results, config: ExperimentConfig, verify: bool = False) -> 
         write_parquet(path / TABLE, fresh.assemble_table())
         write_parquet(path / ZU, fresh.assemble_zu())
     if LOSS in damaged:
-        if not (path / CHECKPOINT).exists():
-            raise CorruptRunError(
-                f"{path / LOSS} {damaged[LOSS]} and no checkpoint holds the loss history; delete {path}"
-            )
+        if not (path / CHECKPOINT).exists():  # the loss history is trained again (every stored epoch kept)
+            set_aside(path, LOSS)
+            set_aside(path, MANIFEST)
+            warnings.warn(f"{path / LOSS} {damaged[LOSS]}: trained again for its loss history", stacklevel=4)
+            return Results(path, verify=False)
         write_parquet(path / LOSS, loss_frame(read_checkpoint(path / CHECKPOINT)["loss_history"]))
     repaired = sorted(set(results.manifest.training.get("repaired", [])) | set(damaged))
     write_manifest(path, results.manifest.replace(files=records(path), training={"repaired": repaired}))

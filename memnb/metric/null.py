@@ -66,6 +66,6 @@ def analytic_null(config: RunConfig) -> bool:
     """Whether n/(n + k^d m) describes `config`'s null: only for datasets with a smooth full-dimensional density
     that can draw fresh points (every 2-D toy). Otherwise only the stored empirical null applies (also for a
     monitored run's own data, of which memnb knows nothing: memnb.experiment.monitor)."""
-    if config.kind == "monitor" and config.dataset not in DATASETS:
+    if config.dataset not in DATASETS:  # a monitored run's own data
         return False
     return bool(DATASETS.get(config.dataset).smooth)

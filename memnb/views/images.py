@@ -25,11 +25,11 @@ def image_shape(results) -> tuple[int, int]:
 
     A monitored run's own `image_shape` (grey images: (h, w) or (1, h, w)) comes first; else its dataset's."""
     c = results.config
-    shape = getattr(c, "image_shape", None)
+    shape = c.image_shape  # a monitored run's own, or its registered dataset's
+    if shape is None and c.dataset in DATASETS:
+        shape = DATASETS.get(c.dataset).image_shape
     if shape is not None:
         shape = tuple(shape)[-2:] if int(np.prod(shape[:-2])) == 1 else None
-    elif c.dataset in DATASETS:
-        shape = DATASETS.get(c.dataset).image_shape
     if shape is None:
         raise ValueError(
             f"dataset {results.config.dataset!r} is not images; allowed: an image dataset ("

@@ -10,7 +10,8 @@ from ...core.monitor_config import KIND as MONITOR_KIND
 from ...core.monitor_config import MonitorConfig
 from ...core.run_config import RunConfig
 from ...core.storage import CorruptRunError, write_json
-from .layout import CONFIG
+from .advice import advice as store_advice
+from .layout import CONFIG, MANIFEST
 
 __all__ = ["read_config", "write_config", "config_from_dict", "config_kind"]
 
@@ -30,17 +31,20 @@ def read_config(path: Path | str, advice=None) -> RunConfig:
     except FileNotFoundError:
         raise CorruptRunError(f"{path} has no {CONFIG}: not a memnb run directory") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError, TypeError) as e:
-        tip = advice(CONFIG) if advice is not None else f"delete {path} to start this run again"
+        tip = advice(CONFIG) if advice is not None else store_advice(path, CONFIG, config_kind(path))
         raise CorruptRunError(f"{f} is unreadable or invalid ({type(e).__name__}: {e}); {tip}") from None
 
 
 def config_kind(path: Path | str) -> str | None:
-    """The "kind" of run `path`'s config.json ("experiment" or "monitor"), None when it cannot be read."""
-    try:
-        d = json.loads((Path(path) / CONFIG).read_text())
-    except Exception:
-        return None
-    return MONITOR_KIND if isinstance(d, dict) and d.get("kind") == MONITOR_KIND else "experiment"
+    """The "kind" of run `path` ("experiment" or "monitor") from its config.json, else its manifest; None: neither."""
+    for name in (CONFIG, MANIFEST):  # an unreadable config.json: a monitored run's manifest says its kind too
+        try:
+            d = json.loads((Path(path) / name).read_text())
+        except Exception:
+            continue
+        if isinstance(d, dict):
+            return MONITOR_KIND if d.get("kind") == MONITOR_KIND else "experiment"
+    return None
 
 
 def write_config(path: Path | str, config: RunConfig) -> None:
