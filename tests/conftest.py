@@ -31,24 +31,22 @@ def pytest_terminal_summary(terminalreporter):
 
     user_properties travel from pytest-xdist workers with the reports, unlike a test's printed output.
     """
-    shots = [
-        value
-        for reports in terminalreporter.stats.values()
-        for r in reports
-        for name, value in getattr(r, "user_properties", [])
-        if name == "screenshot" and getattr(r, "when", "") == "call"
-    ]
+
+    def recorded(key: str) -> list[str]:
+        return [
+            value
+            for reports in terminalreporter.stats.values()
+            for r in reports
+            for name, value in getattr(r, "user_properties", [])
+            if name == key and getattr(r, "when", "") == "call"
+        ]
+
+    shots = recorded("screenshot")
     if shots:
         terminalreporter.section("browser screenshots")
         for path in dict.fromkeys(shots):
             terminalreporter.write_line(path)
-    compared = [
-        value
-        for reports in terminalreporter.stats.values()
-        for r in reports
-        for name, value in getattr(r, "user_properties", [])
-        if name == "reference_comparison" and getattr(r, "when", "") == "call"
-    ]
+    compared = recorded("reference_comparison")
     if compared:  # tests/test_reference.py: exact on the recording CPU, within stated tolerances elsewhere
         terminalreporter.section("2-D reference comparison")
         for line in sorted(set(compared)):

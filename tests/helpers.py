@@ -63,3 +63,17 @@ def kernel_signature() -> dict[str, str]:
     import torch
 
     return {"cpu": cpu_name(), "cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__}
+
+
+# A run of a few seconds (tests/test_reliability.py, tests/test_store_faults.py): what recovered runs must equal.
+SMALL = dict(
+    n_base=200, n_outliers=10, n_duplicates=10, epochs=3, n_repeats=2, device="cpu", hidden_size=32,
+    embedding_size=16, hidden_layers=1,
+)  # fmt: skip
+
+
+def small_reference(tmp_path_factory):
+    """An uninterrupted run of SMALL in a fresh folder."""
+    from memnb import ExperimentConfig, run_experiment
+
+    return run_experiment(ExperimentConfig(**SMALL), root=tmp_path_factory.mktemp("reference"), progress=False)

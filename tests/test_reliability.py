@@ -14,7 +14,7 @@ import pandas as pd
 import papermill as pm
 import pytest
 import torch
-from helpers import ROOT, assert_same_results
+from helpers import ROOT, SMALL, assert_same_results, small_reference
 
 from memnb import CorruptRunError, ExperimentConfig, Results, run_experiment
 from memnb.analysis.verdict import check_arguments, find_runs
@@ -26,23 +26,11 @@ from memnb.experiment.store import read_checkpoint
 from memnb.views.widgets import list_runs
 from memnb.workflows.parameters import assigned_names, check_parameters
 
-SMALL = dict(
-    n_base=200,
-    n_outliers=10,
-    n_duplicates=10,
-    epochs=3,
-    n_repeats=2,
-    device="cpu",
-    hidden_size=32,
-    embedding_size=16,
-    hidden_layers=1,
-)
-
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """An uninterrupted run of SMALL: what every recovered run must equal."""
-    return run_experiment(ExperimentConfig(**SMALL), root=tmp_path_factory.mktemp("reference"), progress=False)
+    return small_reference(tmp_path_factory)
 
 
 def fresh_run(tmp_path, **changes):

@@ -14,29 +14,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import assert_same_results
+from helpers import SMALL, assert_same_results, small_reference
 
 from memnb import CorruptRunError, ExperimentConfig, Monitor, Results, run_experiment
 from memnb.analysis.runs import find_runs
 from memnb.experiment import archive
 from memnb.experiment.store import list_runs, read_manifest, resolve_run, runs_root
 
-SMALL = dict(
-    n_base=200,
-    n_outliers=10,
-    n_duplicates=10,
-    epochs=3,
-    n_repeats=2,
-    device="cpu",
-    hidden_size=32,
-    embedding_size=16,
-    hidden_layers=1,
-)
-
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    return run_experiment(ExperimentConfig(**SMALL), root=tmp_path_factory.mktemp("reference"), progress=False)
+    return small_reference(tmp_path_factory)
 
 
 def fresh(tmp_path):
