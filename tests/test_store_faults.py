@@ -355,3 +355,16 @@ def test_a_damaged_loss_of_a_run_without_checkpoint_is_trained_again_keeping_its
     # trained again on this CPU: the float kernels' last bits may differ from the recording CPU's
     np.testing.assert_allclose(res.loss().loss.to_numpy(), want.loss.to_numpy(), rtol=1e-5)
     res.verify(checksums=True)
+
+
+def test_a_run_killed_before_its_first_epoch_never_breaks_the_verdict_of_the_others(tmp_path, reference):
+    from memnb.analysis.verdict import verdict
+    from memnb.experiment.store import write_config
+
+    shutil.copytree(reference.path, tmp_path / reference.path.name)
+    big = ExperimentConfig(n_base=10**6)
+    (tmp_path / big.run_name()).mkdir()
+    write_config(tmp_path / big.run_name(), big)  # what a start killed before its first epoch leaves
+    with pytest.warns(UserWarning, match="holds no evaluated epoch yet"):
+        _, timing = verdict(runs_root=tmp_path, n_bootstrap=50)
+    assert set(timing.run) == {reference.path.name}

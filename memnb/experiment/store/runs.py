@@ -44,9 +44,10 @@ def runs_root(root: Path | str | None = None) -> Path:
 
 
 def list_runs(root: Path | str | None = None, skipped: list[str] | None = None) -> list:
-    """`Results` of every run under `root` (see runs_root) that can be opened, newest first.
+    """`Results` of every run under `root` (see runs_root) that can be opened and holds an evaluated epoch, newest
+    first.
 
-    A folder that cannot be opened is left out; its error is appended to `skipped` when a list is given, else
+    A folder that cannot be opened, or holds no evaluated epoch yet, is left out; its error is appended to `skipped` when a list is given, else
     reported in one warning.
     """
     from ..results import Results
@@ -57,9 +58,14 @@ def list_runs(root: Path | str | None = None, skipped: list[str] | None = None) 
     found, bad = [], []
     for p in sorted(p for p in folder.iterdir() if not p.name.startswith(".") and is_run(p)):
         try:
-            found.append(Results(p))
+            res = Results(p)
         except (CorruptRunError, OSError, ValueError) as e:
             bad.append(f"{p.name}: {e}")
+            continue
+        if res.evaluated_epochs:
+            found.append(res)
+        else:  # nothing to show or judge yet: started (or killed) before its first evaluated epoch
+            bad.append(f"{p.name}: holds no evaluated epoch yet (being started, or stopped before its first epoch)")
     if skipped is not None:
         skipped.extend(bad)
     elif bad:
