@@ -40,8 +40,7 @@ from pathlib import Path
 from ..core.storage import TMP_SUFFIX, CorruptRunError, write_bytes_of, write_parquet
 from ..core.validate import check_int, fail, invalid
 from .results import Results, TablesOnlyError
-from .runner import default_root
-from .store import Manifest, is_run, records, write_config, write_manifest
+from .store import Manifest, is_run, records, runs_root, write_config, write_manifest
 from .store.layout import CONFIG, LOSS, MANIFEST, TABLE, ZU
 
 __all__ = [
@@ -258,7 +257,7 @@ def unpack(archive: Path | str, root: Path | str | None = None) -> list[Path]:
     or a missing piece; ValueError naming `root` when a run of the archive is there with other content.
     """
     what, files = _archive_files(archive)
-    root = default_root() if root is None else Path(root)
+    root = runs_root(root)
     if root.exists() and not root.is_dir():
         fail("root", str(root), "a folder for the runs (it is a file)")
     tar_bytes = _tar_bytes(what, b"".join(p.read_bytes() for p in files), len(files))

@@ -34,8 +34,9 @@ from ..core.registry import DENOISERS
 from ..models.ensemble import Ensemble, member_state, stack_states
 from .repeats import RepeatData
 from .results import Results
-from .runner import checkpoint_due, prepare_run, run_dir, run_lock, run_locked
-from .session import Session
+from .runner import prepare_run, run_dir, run_locked
+from .session import Session, checkpoint_due
+from .store import run_lock
 
 # fields that must be equal for configurations to share one ensemble (besides the data's shape)
 PACK_FIELDS = (
