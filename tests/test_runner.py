@@ -181,6 +181,11 @@ def test_directory_of_another_config_is_refused(tiny_config, tmp_path):
     res = run_experiment(tiny_config, root=tmp_path, progress=False)
     other = tiny_config.replace(ratio=2.0)
     (res.path / "config.json").write_text(json.dumps(other.to_dict()))
+    # the folder's name and the manifest both name tiny_config: an edited config.json, written again
+    with pytest.warns(UserWarning, match="not the config this run was written with"):
+        assert run_experiment(tiny_config, root=tmp_path, progress=False).config == tiny_config
+    (res.path / "config.json").write_text(json.dumps(other.to_dict()))
+    (res.path / "manifest.json").unlink()  # nothing says which config wrote it: refused
     with pytest.raises(CorruptRunError, match="belongs to another config.*ratio"):
         run_experiment(tiny_config, root=tmp_path, progress=False)
 
