@@ -368,3 +368,24 @@ def test_a_run_killed_before_its_first_epoch_never_breaks_the_verdict_of_the_oth
     with pytest.warns(UserWarning, match="holds no evaluated epoch yet"):
         _, timing = verdict(runs_root=tmp_path, n_bootstrap=50)
     assert set(timing.run) == {reference.path.name}
+
+
+def test_a_fixed_null_is_searched_once_per_monitor(tmp_path, monkeypatch):
+    from memnb.experiment.monitor_search import Searches
+
+    calls = []
+    real = Searches.search
+    monkeypatch.setattr(Searches, "search", lambda self, x, prefix="": calls.append(prefix) or real(self, x, prefix))
+    train, groups, test, null = monitor_data()
+    mon = Monitor(train, groups, test, root=tmp_path, name="m", null=null)
+    for e in range(4):
+        mon.observe(e, np.random.default_rng(e).normal(size=(30, 3)))
+    assert calls.count("null_") == 1 and calls.count("") == 4
+    res = mon.results()
+    a, b = res.epoch_arrays(0), res.epoch_arrays(3)
+    for k in ("null_d1", "null_index", "null_d_test"):
+        np.testing.assert_array_equal(a[k], b[k])
+    # the same numbers as a search of every epoch's null
+    fresh = Monitor(train, groups, test, root=tmp_path / "b", name="m", null=null)
+    fresh.observe(3, np.random.default_rng(3).normal(size=(30, 3)))
+    np.testing.assert_array_equal(fresh.results().epoch_arrays(3)["null_d1"], b["null_d1"])

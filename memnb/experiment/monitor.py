@@ -264,6 +264,7 @@ class Monitor:
 
     def _set_up_search(self) -> None:
         self._searches = Searches(self._train, self._test, self._codes, self.config)
+        self._fixed_null: dict | None = None  # the fixed null's neighbours, once searched
 
     def _consolidate(self) -> None:
         """table.parquet, zu.parquet, loss.parquet and the manifest, from the stored epoch files (the caller holds
@@ -366,7 +367,9 @@ class Monitor:
             sr = self._searches
             arrays = {"samples": x.astype(np.float16), **sr.search(x)}
             if null is not None:
-                arrays.update(sr.search(null, "null_"))
+                if self.null_fn is None:  # a fixed null: the same points every epoch, searched once per Monitor
+                    self._fixed_null = self._fixed_null or sr.search(null, "null_")
+                arrays.update(self._fixed_null if self.null_fn is None else sr.search(null, "null_"))
             arrays["summary"] = summarize(arrays, sr.groups, sr.locations, sr.thresholds, self.labels)
             arrays["zu"], arrays["zu_n"] = data_copying(arrays, sr.test_d, sr.test_group, sr.groups, self.labels)
             arrays["loss"] = loss_row
