@@ -24,7 +24,10 @@ from . import profiles
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 # the notebook controls after the config fields: name -> (default, comment)
 CONTROLS = {
-    "profile": ("laptop", "paper: exactly the above | laptop: about 5 min on 2 CPU cores | smoke: seconds (CI)"),
+    "profile": (
+        "laptop",
+        "paper: exactly the above | laptop: at most about 5 min on 2 CPU cores | smoke: seconds (CI)",
+    ),
     "interactive": (True, "False: static figures only, no widgets (papermill, CI)"),
     "runs_root": (None, "None: $MEMNB_RUNS, else outputs/runs/ of this project"),
     "out_dir": (None, "a folder: write figureN.html, .png, .svg there (make figures: outputs/figures/)"),

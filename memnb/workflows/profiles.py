@@ -41,7 +41,7 @@ FIGURES: dict[int, ExperimentConfig] = {
     4: ExperimentConfig(**_PAPER, n_base=10000, n_duplicates=100, n_outliers=100, epochs=10),
 }
 
-# laptop: tuned so that each figure takes about 5 minutes on a 2-core CPU (docs/notebooks.md, "Profiles")
+# laptop: tuned so that each figure takes at most about 5 minutes on a 2-core CPU (Figure 4: under a minute) (docs/notebooks.md, "Profiles")
 LAPTOP_REPEATS = 3
 LAPTOP_TRAIN_STEPS = 65_000  # optimizer steps per repeat: 100 epochs at 20800 points, 200 at 10200
 LAPTOP_EVALS = 10  # evaluated epochs besides epoch 0
