@@ -60,6 +60,7 @@ from .store import (
     read_config,
     read_data,
     read_epoch,
+    read_manifest,
     records,
     remove_stale,
     run_lock,
@@ -212,35 +213,37 @@ class Monitor:
         aside; the tables and the manifest written again when damaged or behind the stored epochs."""
         remove_stale(self.path)
         try:
+            manifest = read_manifest(self.path)
+        except CorruptRunError:
+            set_aside(self.path, MANIFEST)
+            manifest = Manifest(present=False)
+        given = self._data_arrays()
+        try:
             data = read_data(self.path)
-            same = all(np.array_equal(data[k], v) for k, v in self._data_arrays().items() if k in data) and set(
-                self._data_arrays()
-            ) <= set(data)
+            same = set(given) <= set(data) and all(np.array_equal(data[k], v) for k, v in given.items())
         except CorruptRunError:
             same = False
+        if same and DATA in manifest.files and check_record(self.path / DATA, manifest.files[DATA]) is not None:
+            same = False  # a changed byte that the zip's CRC-32 does not cover (a header): the checksum does
         if not same:
-            write_data(self.path, self._data_arrays())
+            write_data(self.path, given)
             warnings.warn(f"{self.path / DATA}: written again from the given data", stacklevel=3)
         keys = None if self.verify else TABLE_KEYS
         for e in stored_epochs(self.path):
             try:
-                arrays = read_epoch(self.path, e, keys=keys)
-                n = arrays["summary"].shape[0]
+                n = read_epoch(self.path, e, keys=keys)["summary"].shape[0]
                 if n != self.n_repeats:
                     raise CorruptRunError(f"{epoch_file(self.path, e)} holds {n} repeats, the run {self.n_repeats}")
             except CorruptRunError as err:
                 dest = set_aside(self.path, epoch_name(e))
                 warnings.warn(f"{err}: set aside as {dest}; observe epoch {e} again", stacklevel=3)
-        try:
-            manifest = Results(self.path, verify=False).manifest
-        except CorruptRunError:
-            set_aside(self.path, MANIFEST)
-            manifest = Manifest(present=False)
-        self._observe_s = 0.0
-        self._previous_observe_s = float(manifest.get("observe_s", 0.0))
+        gone = sorted(set(manifest.get("observed_epochs", [])) - set(stored_epochs(self.path)))
+        if gone:
+            warnings.warn(f"{self.path}: the epoch files of epochs {gone} are gone; observe them again", stacklevel=3)
+        self._observe_s, self._previous_observe_s = 0.0, float(manifest.get("observe_s", 0.0))
         derived_ok = all(check_record(self.path / n, manifest.files[n]) is None for n in (TABLE, ZU, LOSS, DATA)
                          if n in manifest.files)  # fmt: skip
-        if not derived_ok or manifest.get("observed_epochs") != stored_epochs(self.path):
+        if not same or not derived_ok or manifest.get("observed_epochs") != stored_epochs(self.path):
             self._consolidate()
 
     def _start(self, n_repeats: int, n_generate: int, n_null: int | None) -> None:

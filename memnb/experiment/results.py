@@ -121,6 +121,9 @@ class Results:
             problem = check_record(self.path / name, rec, checksum=checksums)
             if problem:
                 out.setdefault(name, problem)  # an edited config.json: the fingerprint says it best
+        if self.kind == "monitor" and not self.tables_only:  # an observed epoch whose file is gone
+            for e in sorted(set(m.get("observed_epochs", [])) - set(self.evaluated_epochs)):
+                out[str(epoch_file(self.path, e).relative_to(self.path))] = "is missing (the manifest lists it)"
         if self.records and self.kind != "monitor":
             for e in stored_epochs(self.path):
                 name = str(epoch_file(self.path, e).relative_to(self.path))

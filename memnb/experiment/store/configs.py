@@ -11,7 +11,7 @@ from ...core.monitor_config import MonitorConfig
 from ...core.run_config import RunConfig
 from ...core.storage import CorruptRunError, write_json
 from .advice import advice as store_advice
-from .layout import CONFIG, MANIFEST
+from .layout import CONFIG, DATA, EPOCHS, MANIFEST
 
 __all__ = ["read_config", "write_config", "config_from_dict", "config_kind"]
 
@@ -29,7 +29,11 @@ def read_config(path: Path | str, advice=None) -> RunConfig:
     try:
         return config_from_dict(json.loads(f.read_text()))
     except FileNotFoundError:
-        raise CorruptRunError(f"{path} has no {CONFIG}: not a memnb run directory") from None
+        held = [n for n in (DATA, EPOCHS, MANIFEST) if (Path(path) / n).exists()]
+        if not held:
+            raise CorruptRunError(f"{path} has no {CONFIG}: not a memnb run directory") from None
+        tip = advice(CONFIG) if advice is not None else store_advice(path, CONFIG, config_kind(path))
+        raise CorruptRunError(f"{f} is missing (the folder holds a run's {', '.join(held)}); {tip}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError, TypeError) as e:
         tip = advice(CONFIG) if advice is not None else store_advice(path, CONFIG, config_kind(path))
         raise CorruptRunError(f"{f} is unreadable or invalid ({type(e).__name__}: {e}); {tip}") from None
