@@ -375,7 +375,9 @@ def test_a_fixed_null_is_searched_once_per_monitor(tmp_path, monkeypatch):
 
     calls = []
     real = Searches.search
-    monkeypatch.setattr(Searches, "search", lambda self, x, prefix="": calls.append(prefix) or real(self, x, prefix))
+    monkeypatch.setattr(
+        Searches, "search", lambda self, x, prefix="", bar=None: calls.append(prefix) or real(self, x, prefix, bar)
+    )
     train, groups, test, null = monitor_data()
     mon = Monitor(train, groups, test, root=tmp_path, name="m", null=null)
     for e in range(4):
@@ -389,3 +391,23 @@ def test_a_fixed_null_is_searched_once_per_monitor(tmp_path, monkeypatch):
     fresh = Monitor(train, groups, test, root=tmp_path / "b", name="m", null=null)
     fresh.observe(3, np.random.default_rng(3).normal(size=(30, 3)))
     np.testing.assert_array_equal(fresh.results().epoch_arrays(3)["null_d1"], b["null_d1"])
+
+
+def test_a_long_observation_shows_progress_unless_asked_not_to(tmp_path, monkeypatch, capsys):
+    import memnb.experiment.monitor_search as search_module
+
+    train, groups, test, null = monitor_data()
+    monkeypatch.setattr(search_module, "CHUNK", 7)  # several chunks per search: the same neighbours
+    monkeypatch.setattr(search_module, "PROGRESS_AFTER_S", 0.0)  # "long": shown at once
+    chunked = Monitor(train, groups, test, root=tmp_path / "a", name="m", null=null)
+    chunked.observe(0, np.random.default_rng(0).normal(size=(30, 3)))
+    assert "observe 0" in capsys.readouterr().err
+    quiet = Monitor(train, groups, test, root=tmp_path / "b", name="m", null=null, progress=False)
+    monkeypatch.setattr(search_module, "CHUNK", 4096)
+    quiet.observe(0, np.random.default_rng(0).normal(size=(30, 3)))
+    assert "observe 0" not in capsys.readouterr().err
+    a, b = chunked.results().epoch_arrays(0), quiet.results().epoch_arrays(0)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    with pytest.raises(ValueError, match="progress = 'no' is invalid"):
+        Monitor(train, groups, test, root=tmp_path / "c", name="m", null=null, progress="no")

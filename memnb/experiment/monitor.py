@@ -10,10 +10,9 @@ Each `observe` searches the samples' neighbours among the training and test poin
 tabulates every criterion at every threshold, computes Meehan et al.'s Z_U, and commits the epoch: one atomic
 file holding its samples, distances, rates, Z_U and loss (memnb.experiment.store), so an observation costs the same
 at epoch 400 as at epoch 10 and a kill loses at most the epoch in progress. `results()` writes the tables and the
-manifest from the stored epochs. The run directory is the format `run_experiment` writes, with a `MonitorConfig`
-in ``config.json`` (written before any other file), so `memnb.Results`, the figure views, the explorer, the
-statistics and the verdict read it unchanged. One process at a time writes a run (the store's lock): two Monitors
-on one folder both keep what they observed.
+manifest from the stored epochs. The run directory is `run_experiment`'s format, a `MonitorConfig` in
+``config.json`` (written first), so every reader of memnb reads it. One process at a time writes a run (the
+store's lock): two Monitors on one folder both keep what they observed.
 
 Arrays: ``train`` (N, d) or, one training set per repeat (seed), (R, N, d); ``groups`` (N,) or (R, N): group
 codes into ``labels`` or the labels themselves (memnb's inlier / outlier / duplicate, or any names of the
@@ -25,9 +24,9 @@ are vectors: flatten images first (``x.reshape(len(x), -1)``).
 
 Bad input (a shape, NaN, a dimension or repeat count that does not match, an unknown label, a bad threshold)
 raises ValueError naming the argument, the value and what is allowed, before anything is written. An epoch
-already stored is not observed again (its sample function is not called) unless ``overwrite=True``. Opening a
-monitor again on the same data keeps every complete epoch, sets a damaged one aside (into ``.damaged/``: observe it
-again), and rebuilds data.npz, the tables and the manifest when they are damaged.
+already stored is not observed again (its sample function is not called) unless ``overwrite=True``. Reopened on
+the same data, a monitor keeps every complete epoch, sets a damaged one aside (``.damaged/``: observe it again),
+and rebuilds data.npz, the tables and the manifest.
 """
 
 from __future__ import annotations
@@ -53,7 +52,7 @@ from .monitor_inputs import (
     describe,
     points,
 )
-from .monitor_search import Searches
+from .monitor_search import Searches, progress_bar
 from .results import TABLE_KEYS, Results
 from .store import (
     Manifest,
@@ -77,7 +76,8 @@ from .tabulate import at_own_thresholds, data_copying, summarize, summary_rows
 
 __all__ = ["Monitor", "MAX_EPOCH"]
 
-MAX_EPOCH = 10**12  # epochs (or steps) are counted in int64 inside the epoch file
+MAX_EPOCH = 10**12
+PROGRESS_AFTER_S = 3.0  # an observation shows a progress bar once it has taken this long  # epochs (or steps) are counted in int64 inside the epoch file
 
 
 class Monitor:
@@ -91,7 +91,7 @@ class Monitor:
     views its image shape; else pass `image_shape`); neighbors: kdtree | faiss | torch | auto (k-d tree for
     d <= 3, FAISS above); repeats: R when `train` is one (N, d) set shared by R seeds (default: read from the
     first samples); verify: on reopening, read every stored epoch file in full (a damaged one is set aside),
-    not only the arrays the tables need.
+    not only the arrays the tables need; progress: a progress bar for an observation that takes over a few seconds.
     """
 
     def __init__(
@@ -112,6 +112,7 @@ class Monitor:
         neighbors: str = "auto",
         repeats: int | None = None,
         verify: bool = False,
+        progress: bool = True,
     ):
         given = check_arguments(
             train,
@@ -142,7 +143,7 @@ class Monitor:
         self.config: MonitorConfig | None = None
         self._searches = None
         self._observe_s = 0.0  # seconds spent observing in this session (added to the manifest's observe_s)
-        self.verify = check_bool("verify", verify)
+        self.verify, self.progress = check_bool("verify", verify), check_bool("progress", progress)
         with run_lock(self.root, name):
             if (self.path / CONFIG).exists():
                 self._reopen()
@@ -260,10 +261,8 @@ class Monitor:
 
     def _data_arrays(self) -> dict[str, np.ndarray]:
         """The given arrays, each stored once: (1, ...) when shared by every repeat (readers broadcast it)."""
-        out = {"train_points": self._train, "groups": self._codes, "test_points": self._test}
-        if self._null_points is not None:
-            out["null_points"] = self._null_points
-        return out
+        null = {} if self._null_points is None else {"null_points": self._null_points}
+        return {"train_points": self._train, "groups": self._codes, "test_points": self._test, **null}
 
     def _set_up_search(self) -> None:
         self._searches = Searches(self._train, self._test, self._codes, self.config)
@@ -277,15 +276,11 @@ class Monitor:
         write_parquet(self.path / ZU, res.assemble_zu())
         write_parquet(self.path / LOSS, res.loss())
         files = {n: rec for n, rec in records(self.path).items() if not n.startswith(f"{EPOCHS}/")}
-        monitoring = {
-            "kind": "monitor",
-            "observed_epochs": res.evaluated_epochs,
-            "observe_s": round(self._previous_observe_s + self._observe_s, 3),
-        }
+        self._previous_observe_s, self._observe_s = self._previous_observe_s + self._observe_s, 0.0
+        monitoring = {"kind": "monitor", "observed_epochs": res.evaluated_epochs}
+        monitoring["observe_s"] = round(self._previous_observe_s, 3)
         manifest = Manifest(complete=True, fingerprint=self.config.fingerprint(), files=files, monitoring=monitoring)
         write_manifest(self.path, manifest.replace(training={"memnb_version": __version__}))
-        self._previous_observe_s += self._observe_s
-        self._observe_s = 0.0
 
     # -- observing ---------------------------------------------------------------------------------
     @property
@@ -367,12 +362,17 @@ class Monitor:
                     self._start(R, n, None if null is None else null.shape[1])
             if self._searches is None:
                 self._set_up_search()
-            sr = self._searches
-            arrays = {"samples": x.astype(np.float16), **sr.search(x)}
+            fresh = null is not None and (self.null_fn is not None or self._fixed_null is None)
+            sr, bar = (
+                self._searches,
+                progress_bar(epoch, x.size // x.shape[2] + (null.size // null.shape[2] if fresh else 0), self.progress),
+            )
+            arrays = {"samples": x.astype(np.float16), **sr.search(x, bar=bar)}
             if null is not None:
                 if self.null_fn is None:  # a fixed null: the same points every epoch, searched once per Monitor
-                    self._fixed_null = self._fixed_null or sr.search(null, "null_")
-                arrays.update(self._fixed_null if self.null_fn is None else sr.search(null, "null_"))
+                    self._fixed_null = self._fixed_null or sr.search(null, "null_", bar)
+                arrays.update(self._fixed_null if self.null_fn is None else sr.search(null, "null_", bar))
+            bar.close()
             arrays["summary"] = summarize(arrays, sr.groups, sr.locations, sr.thresholds, self.labels)
             arrays["zu"], arrays["zu_n"] = data_copying(arrays, sr.test_d, sr.test_group, sr.groups, self.labels)
             arrays["loss"] = loss_row

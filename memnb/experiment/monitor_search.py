@@ -9,7 +9,9 @@ from ..core.monitor_config import MonitorConfig
 from ..metric.neighbors import NEIGHBOUR_FIELDS, NeighbourSearch
 from .tabulate import group_sizes, table_thresholds
 
-__all__ = ["Searches"]
+__all__ = ["Searches", "CHUNK", "progress_bar"]
+
+CHUNK = 4096  # points per query: the progress bar's step (and a bound on the search's working memory)
 
 
 class Searches:
@@ -37,7 +39,29 @@ class Searches:
         self.thresholds = table_thresholds(config)
         self.sizes = group_sizes(self.groups, config.group_names)
 
-    def search(self, x: np.ndarray, prefix: str = "") -> dict[str, np.ndarray]:
-        """Neighbour arrays (R, n) of points x (R, n, d), their names prefixed (``null_`` for the null's)."""
-        found = [s.query(q) for s, q in zip(self.searches, x)]
-        return {prefix + f: np.stack([getattr(nb, f) for nb in found]) for f in NEIGHBOUR_FIELDS}
+    def search(self, x: np.ndarray, prefix: str = "", bar=None) -> dict[str, np.ndarray]:
+        """Neighbour arrays (R, n) of points x (R, n, d), their names prefixed (``null_`` for the null's).
+
+        Queries go in chunks of CHUNK points (each row's neighbours do not depend on the others'), so that `bar`
+        (a tqdm bar, optional) advances by the points searched."""
+        out = {f: [] for f in NEIGHBOUR_FIELDS}
+        for s, q in zip(self.searches, x):
+            parts = []
+            for lo in range(0, len(q), CHUNK):
+                parts.append(s.query(q[lo : lo + CHUNK]))
+                if bar is not None:
+                    bar.update(len(parts[-1].d1))
+            for f in NEIGHBOUR_FIELDS:
+                out[f].append(np.concatenate([getattr(nb, f) for nb in parts]))
+        return {prefix + f: np.stack(v) for f, v in out.items()}
+
+
+PROGRESS_AFTER_S = 3.0  # an observation shows a progress bar once it has taken this long
+
+
+def progress_bar(epoch: int, points: int, enabled: bool):
+    """A tqdm bar (terminal or notebook) of the points an observation searches, shown once it takes over
+    PROGRESS_AFTER_S seconds; `enabled` False: none."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=points, desc=f"observe {epoch}", unit="pt", disable=not enabled, delay=PROGRESS_AFTER_S)
