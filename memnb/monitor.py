@@ -134,8 +134,8 @@ def main(argv=None) -> int:
     except ValueError as e:  # memnb.Monitor's, in its argument names: said in the flags
         where = f"--samples file {current!r} (epoch {epoch_of(current)}): " if current is not None else ""
         raise UsageError(PROG, where + as_flags(str(e))) from None
-    monitor.results()  # the tables and the manifest, from every stored epoch
-    print(f"wrote {monitor.path} ({len(monitor.epochs)} epochs); open it with memnb.Results({str(monitor.path)!r})")
+    res = monitor.results()  # the tables and the manifest, from every stored epoch
+    print(f"wrote {res!r}; open it with memnb.Results({str(monitor.path)!r})")
     return 0
 
 

@@ -411,3 +411,13 @@ def test_a_long_observation_shows_progress_unless_asked_not_to(tmp_path, monkeyp
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
     with pytest.raises(ValueError, match="progress = 'no' is invalid"):
         Monitor(train, groups, test, root=tmp_path / "c", name="m", null=null, progress="no")
+
+
+def test_a_run_says_what_it_holds_on_disk(reference):
+    du = reference.disk_usage()
+    files = [p for p in reference.path.rglob("*") if p.is_file()]
+    assert sum(du.values()) == sum(p.stat().st_size for p in files)
+    assert du["epochs"] == sum(p.stat().st_size for p in (reference.path / "epochs").iterdir())
+    assert du["data"] == (reference.path / "data.npz").stat().st_size and du["checkpoint"] > 0
+    text = repr(reference)
+    assert "complete, 4 epochs evaluated" in text and "MiB on disk: epochs" in text

@@ -32,7 +32,7 @@ from .grids import SLIDER_THRESHOLDS, RateGrid, TableGrid
 from .store.advice import advice
 from .store.configs import config_kind, read_config
 from .store.files import read_data, read_epoch
-from .store.layout import CONFIG, DATA, LOSS, TABLE, ZU, epoch_file, epoch_of, stored_epochs
+from .store.layout import CHECKPOINT, CONFIG, DATA, EPOCHS, LOSS, TABLE, ZU, epoch_file, epoch_of, stored_epochs
 from .store.manifest import read_manifest
 from .tabulate import (
     TABLE_COLUMNS,
@@ -335,9 +335,24 @@ class Results:
         df = pd.concat(frames, ignore_index=True)
         return df[df.criterion == criterion].reset_index(drop=True)
 
+    def disk_usage(self) -> dict[str, int]:
+        """Bytes on disk by part of the run: epochs, data, tables, checkpoint, other (set-aside files included)."""
+        parts = {"epochs": 0, "data": 0, "tables": 0, "checkpoint": 0, "other": 0}
+        for f in self.path.rglob("*"):
+            if f.is_file():
+                name = f.relative_to(self.path).parts[0]
+                part = {EPOCHS: "epochs", DATA: "data", CHECKPOINT: "checkpoint"}.get(name)
+                parts[part or ("tables" if name in (TABLE, ZU, LOSS) else "other")] += f.stat().st_size
+        return parts
+
     def __repr__(self) -> str:
-        state = "complete" if self.complete else f"partial ({len(self.evaluated_epochs)} epochs evaluated)"
-        return f"Results({str(self.path)!r}, {state})"
+        state = "complete" if self.complete else "partial"
+        du = self.disk_usage()
+        sizes = ", ".join(f"{k} {v / 2**20:.1f} MiB" for k, v in du.items() if v)
+        return (
+            f"Results({str(self.path)!r}, {state}, {len(self.evaluated_epochs)} epochs evaluated, "
+            f"{sum(du.values()) / 2**20:.1f} MiB on disk: {sizes})"
+        )
 
 
 def loss_rows(losses) -> pd.DataFrame:
