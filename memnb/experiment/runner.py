@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..core.callbacks import check_callbacks
 from ..core.config import ExperimentConfig
+from ..core.resources import check_resources
 from ..core.storage import CorruptRunError, check_record, file_record, write_parquet
 from ..core.validate import check_bool, invalid
 from .checks import SAMPLE_LIMIT, DivergedError, check_samples, check_training
@@ -40,7 +41,7 @@ from .store import (
     write_data,
     write_manifest,
 )
-from .store.layout import CALLBACKS, CHECKPOINT, CONFIG, DATA, EPOCHS, LOSS, MANIFEST, TABLE, ZU
+from .store.layout import CALLBACKS, CHECKPOINT, CONFIG, DATA, EPOCHS, LOSS, MANIFEST, TABLE, ZU, epoch_file
 
 RUN_FILES = {DATA, EPOCHS, LOSS, TABLE, ZU, CHECKPOINT, CALLBACKS, MANIFEST}  # what a run folder may hold
 
@@ -160,7 +161,7 @@ def repair(results: Results, config: ExperimentConfig, verify: bool = False) -> 
     fresh = Results(path, verify=False)
     if TABLE in damaged or ZU in damaged:
         for e in fresh.evaluated_epochs:  # the tables' sources, verified first
-            fresh._check(path / f"epochs/epoch_{e:06d}.npz")
+            fresh._check(epoch_file(path, e))
         write_parquet(path / TABLE, fresh.assemble_table())
         write_parquet(path / ZU, fresh.assemble_zu())
     if LOSS in damaged:
@@ -246,10 +247,6 @@ def run_experiment(
 
 def _check_resources(config: ExperimentConfig, path: Path) -> None:
     """Refuse, before any work, a run this machine cannot hold (memnb.core.resources), unless it is stored."""
-    try:
-        from ..core.resources import check_resources
-    except ImportError:  # pragma: no cover - the estimate arrives with memnb.core.resources
-        return
     if not (path / MANIFEST).exists():
         check_resources(config, path.parent)
 

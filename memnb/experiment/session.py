@@ -71,7 +71,8 @@ class Session:
         self.checkpoint_file = path / CHECKPOINT
         self.manifest_extra: dict = {}  # further manifest sections (a packed run's "packed")
         self.frames: dict[int, dict[str, np.ndarray]] = {}  # epoch -> what the tables need of it (TABLE_KEYS)
-        self.resume_state = None  # (epoch, checkpoint) to load again once the redone epochs are evaluated
+        self.resume_state = None  # (epoch, checkpoint, history) to load again once the redone epochs are evaluated
+        self.redo_until: int | None = None  # the last epoch redone before a sound checkpoint
 
     # -- set-up ---------------------------------------------------------------------------------
     def set_up(self, ensemble=None) -> None:
@@ -222,7 +223,7 @@ class Session:
 
     def jump_back(self, epoch: int) -> int | None:
         """After the last redone epoch: load the sound checkpoint again; the epoch to go on from (None: go on)."""
-        if self.resume_state is None or epoch != getattr(self, "redo_until", None):
+        if self.resume_state is None or epoch != self.redo_until:
             return None
         start, checkpoint, history = self.resume_state
         self.ensemble.load_state_dict(checkpoint["ensemble"])
