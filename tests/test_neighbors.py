@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from memnb.metric import neighbors
+from memnb.metric import rows as rows_module
 from memnb.metric.neighbors import NEIGHBOUR_FIELDS, RELATIVE_NEIGHBOURS, NeighbourSearch, nearest_neighbours
 
 
@@ -275,7 +276,7 @@ def test_row_index_survives_hash_collisions(monkeypatch):
     """Should different rows share a hash, the exact bytes decide (every row hashed to 0 here)."""
     q, train, test, copy, test_copy = copies_case("digits", d=8)
     want = nearest_neighbours(q, train, test, "faiss")
-    monkeypatch.setattr(neighbors, "_row_hash", lambda rows: np.zeros(len(rows), np.uint64))
+    monkeypatch.setattr(rows_module, "row_hash", lambda rows: np.zeros(len(rows), np.uint64))
     s = NeighbourSearch(train, test, "faiss")
     assert s._train_rows._bytes is not None
     got = s.query(q)

@@ -12,22 +12,25 @@ Three exact backends return the same neighbours:
   terms): distances small next to the points' norms are noise. Measured in 64-D: an exact copy of a
   unit-scale point came out at up to 0.009 instead of 0, of a point of magnitude 1e3 at up to 4.5;
   near copies can come out at exactly 0, and locations closer than that noise can swap ranks;
-- "torch": a brute-force search with torch in float64 on `device` (cpu or cuda): the same expansion
-  for the squared distances of a chunk of queries to every location (chunks of at most
-  `TORCH_CHUNK_BYTES` per matrix, so memory stays bounded), `torch.topk` for the k smallest (argmin
-  for k = 1), then the k chosen distances recomputed directly as |q - x| and re-sorted, so that they
-  agree with the k-d tree's to float64 rounding and not only to the expansion's cancellation error.
+- "torch": a brute-force search with torch on `device` (cpu or cuda), in the points' own float dtype
+  (float32 points stay float32, float64 stay float64): the same expansion for the squared distances
+  of a chunk of queries to every location (chunks of at most `TORCH_CHUNK_BYTES` per matrix, so memory
+  stays bounded), `torch.topk` for the k + `TORCH_SPARE` smallest, then those candidates' distances
+  recomputed directly as |q - x| in float64 and the k nearest kept, so that they agree with the k-d
+  tree's to float64 rounding and not only to the expansion's cancellation error. Queries given as a
+  torch tensor are searched on their device (samples on the GPU stay there for the search).
 
 Exact copies are found by identity, not by a distance of 0: after any backend's search, a query
 whose coordinates equal one of the training locations exactly (bit for bit in float64, with -0.0
 taken as 0.0) gets d1 = 0, index = that location's first training point and d2 = the distance to
 the nearest *other* location (the backend's); a query equal to a test point gets d_test = 0. The
-rows are looked up through a 64-bit hash of their bits (vectorised, O(n d)) and the candidates'
-coordinates compared in full. For the k-d tree this changes nothing (its distance to an exact
+rows are looked up through a 64-bit hash of their bits (memnb.metric.rows: vectorised, O(n d)) and the
+candidates' coordinates compared in full. For the k-d tree this changes nothing (its distance to an exact
 copy is already 0); for FAISS it removes the float32 error on copies, which is what makes a copy
 a copy, but not elsewhere.
 
-Training locations are de-duplicated before the search, so "the two nearest training points" are
+Training locations are de-duplicated before the search (by the same row hashes, in order of first occurrence; no
+`np.unique(axis=0)` sort of the float array), so "the two nearest training points" are
 the two nearest distinct locations: an exact copy never hides the point it copies, and d1/d2 stays
 meaningful for duplicated points.
 
@@ -40,9 +43,10 @@ Asking the tree for 50 neighbours instead of 2 costs about 60 ms more per 20800 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 
 import numpy as np
+
+from .rows import RowIndex, distinct_rows
 
 # n of Carlini et al. (2023)'s relative criterion: d1 is compared with the mean distance to the n nearest.
 RELATIVE_NEIGHBOURS = 50
@@ -52,6 +56,9 @@ BACKENDS = ("kdtree", "faiss", "torch")
 # The torch backend's bound on one chunk's (queries x locations) float64 matrix (and its gathered
 # (queries x k x d) differences): about 256 MB each.
 TORCH_CHUNK_BYTES = 256 * 2**20
+# Candidates beyond k that the torch backend re-ranks in float64: neighbours that the expansion's rounding (float32:
+# about 1e-6 of the squared norms) pushes just past the k-th still come back.
+TORCH_SPARE = 16
 
 
 @dataclass(frozen=True)
@@ -71,76 +78,23 @@ class Neighbours:
 
 @dataclass(frozen=True)
 class TrainingLocations:
-    """Distinct training locations: `points` (U, d), `first` (U,) index of each location's first
-    training point, `location` (N,) location id of every training point."""
+    """Distinct training locations, in order of first occurrence: `points` (U, d) (the training array itself when
+    every point is distinct, no copy), `first` (U,) index of each location's first training point, `location` (N,)
+    location id of every training point, `hashes` (U,) the locations' row hashes (memnb.metric.rows)."""
 
     points: np.ndarray
     first: np.ndarray
     location: np.ndarray
+    hashes: np.ndarray
 
     @classmethod
     def of(cls, train: np.ndarray) -> TrainingLocations:
-        pts, first, loc = np.unique(train, axis=0, return_index=True, return_inverse=True)
-        if len(pts) < 2:
-            raise ValueError(f"training set has {len(pts)} distinct location(s); need at least 2")
-        return cls(points=pts, first=first, location=loc.reshape(-1))
-
-
-# -- exact rows by identity --------------------------------------------------------------------------
-@cache
-def _multipliers(d: int) -> np.ndarray:
-    """(d,) fixed odd 64-bit multipliers, one per coordinate, of the row hash."""
-    m = np.random.default_rng(0x5EED).integers(0, 2**64, size=d, dtype=np.uint64, endpoint=False)
-    m |= np.uint64(1)
-    m.setflags(write=False)
-    return m
-
-
-def _row_hash(rows: np.ndarray) -> np.ndarray:
-    """(n,) uint64 hash of each float64 row's bits (-0.0 hashed as 0.0): equal rows, equal hashes."""
-    bits = np.add(np.ascontiguousarray(rows, np.float64), 0.0).view(np.uint64)  # a new array; -0.0 + 0.0 = 0.0
-    bits *= _multipliers(rows.shape[1])  # wraps modulo 2^64
-    bits ^= bits >> np.uint64(29)
-    bits *= np.uint64(0x94D049BB133111EB)
-    return bits.sum(axis=1)
-
-
-def _row_bytes(rows: np.ndarray) -> list[bytes]:
-    r = np.add(np.ascontiguousarray(rows, np.float64), 0.0)
-    return r.view(np.dtype((np.void, r.shape[1] * 8))).ravel().tolist()
-
-
-class RowIndex:
-    """Exact look-up of float64 rows by value: `find(q)` gives, per query row, the index of the first
-    equal row (coordinates equal, -0.0 == 0.0), or -1. Rows are hashed (`_row_hash`), the hashes
-    sorted, and each query's candidate compared in full; should two different rows share a hash
-    (never seen; it is checked once here), a dict of row bytes is used instead."""
-
-    def __init__(self, rows: np.ndarray):
-        self.rows = np.ascontiguousarray(rows, np.float64)
-        h = _row_hash(self.rows)
-        self._order = np.argsort(h, kind="stable")  # equal rows: the first one first
-        self._sorted = h[self._order]
-        self._bytes: dict[bytes, int] | None = None
-        same = np.flatnonzero(self._sorted[1:] == self._sorted[:-1])
-        a, b = self.rows[self._order[same]], self.rows[self._order[same + 1]]
-        if not ((a == b) | (np.isnan(a) & np.isnan(b))).all():  # a collision: fall back to exact bytes
-            self._bytes = {}
-            for i, key in enumerate(_row_bytes(self.rows)):
-                self._bytes.setdefault(key, i)
-
-    def find(self, queries: np.ndarray) -> np.ndarray:
-        q = np.ascontiguousarray(queries, np.float64)
-        if self._bytes is not None:
-            return np.fromiter((self._bytes.get(k, -1) for k in _row_bytes(q)), np.int64, len(q))
-        h = _row_hash(q)
-        pos = np.minimum(np.searchsorted(self._sorted, h), len(self._sorted) - 1)
-        cand = np.flatnonzero(self._sorted[pos] == h)
-        ids = self._order[pos[cand]]
-        ok = (self.rows[ids] == q[cand]).all(axis=1)
-        out = np.full(len(q), -1, np.int64)
-        out[cand[ok]] = ids[ok]
-        return out
+        train = np.asarray(train)
+        found = distinct_rows(train)  # hashed rows, not np.unique(axis=0): no sorted copy of the float array
+        if len(found.first) < 2:
+            raise ValueError(f"training set has {len(found.first)} distinct location(s); need at least 2")
+        pts = train if len(found.first) == len(train) else train[found.first]
+        return cls(points=pts, first=found.first, location=found.location, hashes=found.hashes)
 
 
 def _pin_copies(dist: np.ndarray, idx: np.ndarray, copy_of: np.ndarray) -> None:
@@ -162,6 +116,12 @@ def _pin_copies(dist: np.ndarray, idx: np.ndarray, copy_of: np.ndarray) -> None:
     idx[rows, 0] = target
 
 
+def _floats(a) -> np.ndarray:
+    """`a` as a float32 or float64 numpy array, without copying one that already is."""
+    a = np.asarray(a)
+    return a if a.dtype in (np.float32, np.float64) else a.astype(np.float64)
+
+
 # -- backends ---------------------------------------------------------------------------------------
 def _torch_device(device):
     import torch
@@ -172,39 +132,53 @@ def _torch_device(device):
 
 
 class _TorchIndex:
-    """Exact float64 brute-force search with torch on one device (see the module docstring)."""
+    """Exact brute-force search with torch on one device (see the module docstring): the expansion in the data's
+    own float dtype (float32 stays float32: no float64 copy of a large array), `TORCH_SPARE` more candidates than
+    asked, those recomputed directly in float64 and the k nearest kept."""
 
-    def __init__(self, data: np.ndarray, device):
+    def __init__(self, data, device):
         import torch
 
         self.device = _torch_device(device)
-        self.points = torch.as_tensor(np.ascontiguousarray(data, np.float64), device=self.device)
+        if isinstance(data, torch.Tensor):
+            self.points = data.detach().to(self.device)
+        else:
+            self.points = torch.as_tensor(np.ascontiguousarray(data), device=self.device)
+        if self.points.dtype not in (torch.float32, torch.float64):
+            self.points = self.points.to(torch.float64)
         self.sq_norms = self.points.square().sum(dim=1)
 
     def chunk(self, k: int) -> int:
-        """Queries per chunk: the (chunk, n) distance matrix and the (chunk, k, d) differences stay within
+        """Queries per chunk: the (chunk, n) distance matrix and the (chunk, k, d) float64 differences stay within
         TORCH_CHUNK_BYTES each."""
         n, d = self.points.shape
         return max(1, TORCH_CHUNK_BYTES // (8 * max(n, k * d)))
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """queries: (n, d) numpy or torch (on any device: moved to this index's, never through the CPU)."""
         import torch
 
-        q_all = torch.as_tensor(np.ascontiguousarray(queries, np.float64), device=self.device)
+        if isinstance(queries, torch.Tensor):
+            q_all = queries.detach().to(self.device, self.points.dtype)
+        else:
+            q_all = torch.as_tensor(np.ascontiguousarray(queries), device=self.device).to(self.points.dtype)
+        n_points = len(self.points)
+        spare = min(n_points, k + TORCH_SPARE)
         dist = np.empty((len(q_all), k), np.float64)
         idx = np.empty((len(q_all), k), np.int64)
-        step = self.chunk(k)
+        step = self.chunk(spare)
         with torch.no_grad():
             for s in range(0, len(q_all), step):
                 q = q_all[s : s + step]
                 sq = torch.addmm(self.sq_norms, q, self.points.T, alpha=-2.0)  # |x|^2 - 2 q.x
                 sq += q.square().sum(dim=1, keepdim=True)
-                i = sq.argmin(dim=1, keepdim=True) if k == 1 else torch.topk(sq, k, dim=1, largest=False).indices
+                i = torch.topk(sq, spare, dim=1, largest=False).indices if spare > 1 else sq.argmin(1, keepdim=True)
                 del sq
-                d = (q[:, None, :] - self.points[i]).square_().sum(dim=2).sqrt_()  # the chosen k, directly
-                d, order = torch.sort(d, dim=1, stable=True)
-                dist[s : s + step] = d.cpu().numpy()
-                idx[s : s + step] = i.gather(1, order).cpu().numpy()
+                diff = q[:, None, :].double() - self.points[i].double()  # the candidates, directly, in float64
+                d, order = torch.sort(diff.square_().sum(dim=2).sqrt_(), dim=1, stable=True)
+                del diff
+                dist[s : s + step] = d[:, :k].cpu().numpy()
+                idx[s : s + step] = i.gather(1, order[:, :k]).cpu().numpy()
         return dist, idx
 
 
@@ -220,11 +194,13 @@ class NeighbourSearch:
             raise ValueError(f"neighbors backend {backend!r} is unknown; allowed: {' | '.join(BACKENDS)}")
         self.backend = backend
         self.device = device
-        self.locations = TrainingLocations.of(np.asarray(train, np.float64))
-        test = np.asarray(test, np.float64)
+        # float32 and float64 points are searched as given: no float64 copy of a float32 array (only the k-d tree,
+        # a low-dimensional backend, works in float64)
+        self.locations = TrainingLocations.of(_floats(train))
+        test = _floats(test)
         self._train = self._build(self.locations.points)
         self._test = self._build(test)
-        self._train_rows = RowIndex(self.locations.points)
+        self._train_rows = RowIndex(self.locations.points, self.locations.hashes)
         self._test_rows = RowIndex(test)
 
     def _build(self, data: np.ndarray):
@@ -243,19 +219,23 @@ class NeighbourSearch:
     def _search(self, index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(n, k) float64 distances, ascending, and (n, k) int64 indices of the backend's k nearest."""
         if self.backend == "kdtree":
-            d, i = index.query(queries, k=k, workers=-1)
+            d, i = index.query(np.asarray(queries, np.float64), k=k, workers=-1)
             return d.reshape(len(queries), k), i.reshape(len(queries), k)
         if self.backend == "torch":
             return index.search(queries, k)
         sq, i = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
         return np.sqrt(np.maximum(sq, 0.0)), i  # IndexFlatL2 returns squared L2 distances
 
-    def query(self, queries: np.ndarray) -> Neighbours:
-        """Neighbours of `queries` (n, d)."""
-        q = np.asarray(queries, dtype=np.float64)
+    def query(self, queries) -> Neighbours:
+        """Neighbours of `queries` (n, d): numpy, or (torch backend) a torch tensor on any device, searched there;
+        only its copy for the identity look-up comes to the CPU."""
+        if self.backend == "torch" and hasattr(queries, "detach"):
+            q_search, q = queries, _floats(queries.detach().cpu().numpy())
+        else:
+            q_search = q = _floats(queries)
         k = max(2, min(RELATIVE_NEIGHBOURS, len(self.locations.points)))
-        d_tr, i_tr = self._search(self._train, q, k)  # one search: d1, d2 and the k-neighbour mean
-        d_te, i_te = self._search(self._test, q, 1)
+        d_tr, i_tr = self._search(self._train, q_search, k)  # one search: d1, d2 and the k-neighbour mean
+        d_te, i_te = self._search(self._test, q_search, 1)
         _pin_copies(d_tr, i_tr, self._train_rows.find(q))  # exact copies by identity, whatever the backend
         _pin_copies(d_te, i_te, self._test_rows.find(q))
         return Neighbours(
