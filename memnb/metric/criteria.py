@@ -20,13 +20,16 @@ attributed to the group (the paper's plots), and ``copied`` = share of the group
 points that at least one memorized sample copies.
 
 A criterion is one `Criterion` record in `memnb.core.registry.CRITERIA` (name, the neighbour field
-whose ratio to d1 it thresholds, strict or not, the config field of its own threshold, labels);
-adding one is one record here, or in a module of the user's, plus its test.
+whose ratio to d1 it thresholds, strict or not, the config field of its own threshold, labels; or its own
+`ratio` function of the neighbour arrays and the training points' location ids); adding one is one record
+here, or in a module of the user's, plus its test. Peers' conventions that differ from memnb's in a detail
+(Bonnaire et al.'s fraction memorized, which counts an exact duplicate as the second neighbour) are records
+of memnb.metric.peers, registered by a user who wants a paper's number exactly (`CRITERIA.added(...)`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +45,10 @@ class Criterion:
     strict: r > k (True) or r >= k (False); threshold_field: the config field holding its own
     threshold, read as 1/value when `inverse` (relative_alpha); rule: the criterion in words with
     ``{k}`` for the threshold (figure subtitles, summaries); button: a short label (the explorer).
+    ratio: None (r = numerator / d1, `ratio_from`), or the criterion's own ``ratio(neighbours, locations)``:
+    neighbours the (n,) arrays by field name, locations the (N,) location id of every training point
+    (memnb.metric.neighbors.TrainingLocations), returning (n,) float64 r (`numerator` still names the field
+    it needs, so that a run stored without it gets NaN rates).
     """
 
     name: str
@@ -51,6 +58,7 @@ class Criterion:
     rule: str
     button: str
     inverse: bool = False
+    ratio: Callable[[Mapping[str, np.ndarray], np.ndarray | None], np.ndarray] | None = None
 
     def own_threshold(self, config: Any) -> Any:
         """The threshold of `config` (an ExperimentConfig, or column-wise a frame with config columns)."""
@@ -99,10 +107,13 @@ def names() -> tuple[str, ...]:
     return CRITERIA.names()
 
 
-def ratio_from(criterion: str, neighbours: Mapping[str, np.ndarray]) -> np.ndarray:
-    """(n,) float64 critical ratio r = neighbours[numerator] / neighbours["d1"] (inf where d1 = 0: an exact copy).
+def ratio_from(criterion: str, neighbours: Mapping[str, np.ndarray], locations: np.ndarray | None = None) -> np.ndarray:
+    """(n,) float64 critical ratio r = neighbours[numerator] / neighbours["d1"] (inf where d1 = 0: an exact copy),
+    or the criterion's own `ratio` (which may need `locations`).
 
-    neighbours: (n,) distance arrays by field name (memnb.metric.neighbors.NEIGHBOUR_FIELDS), data units.
+    neighbours: (n,) distance arrays by field name (memnb.metric.neighbors.NEIGHBOUR_FIELDS), data units, and
+    ``index`` (n,) the nearest training point; locations: None, or (N,) the location id of every training point
+    (for a criterion that counts exact duplicates: memnb.metric.peers).
     """
     rec = CRITERIA.get(criterion)
     num = neighbours.get(rec.numerator)
@@ -111,6 +122,8 @@ def ratio_from(criterion: str, neighbours: Mapping[str, np.ndarray]) -> np.ndarr
             f"criterion {criterion!r} needs the neighbour field {rec.numerator!r} "
             "(runs stored before it existed lack it)"
         )
+    if rec.ratio is not None:
+        return np.asarray(rec.ratio(neighbours, locations), np.float64)
     d1 = np.asarray(neighbours["d1"])
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.asarray(num, np.float64) / np.asarray(d1, np.float64)
