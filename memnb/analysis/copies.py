@@ -43,7 +43,9 @@ def copy_matrix(results, criterion: str, threshold: float, epochs=None) -> tuple
         for s, prefix in enumerate(("", "null_")):
             for r in range(R):
                 ratio = ratio_from(
-                    criterion, {f: arrays[prefix + f][r] for f in NEIGHBOUR_FIELDS if prefix + f in arrays}
+                    criterion,
+                    {f: arrays[prefix + f][r] for f in NEIGHBOUR_FIELDS if prefix + f in arrays},
+                    locations[r],
                 )
                 mem = is_memorized(criterion, ratio, threshold)
                 hit = np.zeros(locations[r].max() + 1, bool)

@@ -104,7 +104,7 @@ def summarize(
                 if crit.numerator not in nb:
                     out[r, c, s] = np.nan
                     continue
-                ratio = ratio_from(crit.name, nb)
+                ratio = ratio_from(crit.name, nb, locations[r])
                 out[r, c, s, mem] = memorized_shares(crit.name, ratio, groups[r][idx], thresholds, G)
                 out[r, c, s, cop] = copied_shares(
                     crit.name, ratio, locations[r][idx], locations[r], groups[r], thresholds, G
