@@ -133,7 +133,8 @@ def test_the_evaluation_schedule_is_validated_and_leaves_old_run_names_alone():
     del d["eval_schedule"], d["n_evals"]  # a config.json written before the fields existed
     assert ExperimentConfig.from_dict(d) == base
     old = {k: v for k, v in base.to_dict().items() if k not in ("eval_schedule", "n_evals")}
-    old = {k: v for k, v in old.items() if k not in ("denoiser", "dim", "injection", "watermark", "n_null")}
+    added_later = ("denoiser", "dim", "injection", "watermark", "n_null", "sampler", "sample_steps")
+    old = {k: v for k, v in old.items() if k not in added_later}
     import hashlib
 
     assert base.fingerprint() == hashlib.sha256(json.dumps(old, sort_keys=True).encode()).hexdigest()[:10]

@@ -20,6 +20,7 @@ from .config_checks import (  # noqa: F401  (the allowed values, importable from
     NEIGHBOR_AUTO_MAX_DIM,
     NEIGHBOR_BACKENDS,
     PRECISIONS,
+    SAMPLERS,
     TEST_SETS,
     WATERMARKS,
     check_config,
@@ -42,6 +43,8 @@ ADDED_FIELDS = {
     "n_null": lambda c: c.n_null is None,
     "eval_schedule": lambda c: c.eval_schedule == "linear",
     "n_evals": lambda c: c.n_evals is None,
+    "sampler": lambda c: c.sampler == "ddpm",
+    "sample_steps": lambda c: c.sample_steps is None,
 }
 
 
@@ -98,6 +101,8 @@ class ExperimentConfig:
     seed: int = 0
     device: str = "auto"
     precision: str = "fp32"  # of the sampler's matrix products; training is always fp32
+    sampler: str = "ddpm"  # ddpm: ancestral (respaced with sample_steps) | ddim: deterministic, eta = 0 (SAMPLERS)
+    sample_steps: int | None = None  # network calls per sample, S of num_timesteps (None: all of them)
 
     # -- the RunConfig interface (memnb.core.run_config): what a monitored run's config says too ------------
     kind = "experiment"

@@ -18,6 +18,9 @@ from .validate import is_real as _is_real
 
 NEIGHBOR_BACKENDS = ("kdtree", "faiss", "torch")  # "auto" is resolved from the dimension
 PRECISIONS = ("fp32", "bf16")
+# the sampler of the generated points (memnb.models.sampling): ddpm: ancestral, on all T steps or respaced to
+# sample_steps (Nichol & Dhariwal 2021); ddim: deterministic DDIM (Song et al. 2021, eta = 0) on sample_steps
+SAMPLERS = ("ddpm", "ddim")
 # "base": the paper's test set, fresh base-distribution points only. "matched": the same points plus
 # fresh outlier-cluster draws and fresh near-duplicates of held-out points, in training proportions,
 # so the paper's ratio test compares like with like (see memnb.data.injection.make_test_set).
@@ -80,6 +83,7 @@ def check_config(c: Any) -> None:
                 + ")",
             )
     choice("precision", PRECISIONS)
+    choice("sampler", SAMPLERS)
     choice("test_set", TEST_SETS)
     integer("n_base", 2)
     integer("n_outliers", 0)
@@ -92,6 +96,12 @@ def check_config(c: Any) -> None:
     integer("hidden_layers", 0)
     integer("embedding_size", 4)
     integer("num_timesteps", 1)
+    if c.sample_steps is not None and not (_is_int(c.sample_steps) and 1 <= c.sample_steps <= c.num_timesteps):
+        _fail(
+            "sample_steps",
+            c.sample_steps,
+            f"None (all steps) or an integer from 1 to num_timesteps = {c.num_timesteps}",
+        )
     integer("eval_every", 1)
     choice("eval_schedule", EVAL_SCHEDULES)
     if c.eval_schedule == "log":

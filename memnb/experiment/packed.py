@@ -53,6 +53,8 @@ PACK_FIELDS = (
     "batch_size",
     "epochs",
     "precision",
+    "sampler",
+    "sample_steps",
     "device",
 )
 

@@ -95,12 +95,14 @@ class Ensemble:
     def generate(self, epoch: int, n: int | None = None, precision: str | None = None) -> np.ndarray:
         """(R, n, d) float32 samples drawn at the start of `epoch`.
 
-        Defaults: n = config.n_generate_points, precision = config.precision.
+        Defaults: n = config.n_generate_points, precision = config.precision; the config's sampler and sample_steps.
         """
         n = self.config.n_generate_points if n is None else n
         precision = self.config.precision if precision is None else precision
         gens = self._generators(Stream.SAMPLE, epoch)
-        return generate(self.model, self.schedule, n, gens, precision=precision, graph=self.graphs).cpu().numpy()
+        c = self.config
+        kw = {"precision": precision, "graph": self.graphs, "sampler": c.sampler, "steps": c.sample_steps}
+        return generate(self.model, self.schedule, n, gens, **kw).cpu().numpy()
 
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "repeats": self.repeats}

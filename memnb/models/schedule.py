@@ -28,7 +28,11 @@ class NoiseSchedule:
 
     @classmethod
     def linear(cls, num_timesteps: int = 50, beta_start: float = 1e-4, beta_end: float = 0.02) -> NoiseSchedule:
-        betas = torch.linspace(beta_start, beta_end, num_timesteps, dtype=torch.float64)
+        return cls.from_betas(torch.linspace(beta_start, beta_end, num_timesteps, dtype=torch.float64))
+
+    @classmethod
+    def from_betas(cls, betas: torch.Tensor) -> NoiseSchedule:
+        """Every constant of the schedule with these (T,) float64 betas (a respaced schedule's too)."""
         alphas = 1.0 - betas
         abar = torch.cumprod(alphas, 0)
         abar_prev = torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])

@@ -51,6 +51,8 @@ def _field_comments() -> dict[str, str]:
         "train_ratio": "train-only criterion: memorized iff d2 > train_ratio * d1",
         "n_repeats": "independent repeats (data draw, init, noise)",
         "device": "auto | cpu | cuda",
+        "sampler": "ddpm | ddim (deterministic DDIM)",
+        "sample_steps": "None: all num_timesteps steps; S: a strided sampler on S of them",
     }
 
 

@@ -67,10 +67,10 @@ def run_status(config: ExperimentConfig, root: Path | str | None = None) -> str:
 def config_frame(configs: Sequence[ExperimentConfig]) -> pd.DataFrame:
     """One row per configuration: ``run`` (its directory name) and every config field.
 
-    Fields left to their default meaning (``n_test``, ``n_generate``, ``n_evals`` = None) are nullable
+    Fields left to their default meaning (``n_test``, ``n_generate``, ``n_evals``, ``sample_steps`` = None) are nullable
     integers, so the frame round-trips through parquet."""
     rows = [{"run": c.run_name(), **c.to_dict()} for c in configs]
     frame = pd.DataFrame(rows, columns=["run", *CONFIG_FIELDS])
-    for name in ("n_test", "n_generate", "n_evals"):
+    for name in ("n_test", "n_generate", "n_evals", "sample_steps"):
         frame[name] = pd.array(frame[name].tolist(), dtype="Int64")
     return frame
