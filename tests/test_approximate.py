@@ -77,7 +77,7 @@ def test_ivf_rows_short_of_k_are_widened(points):
     assert 0.2 < recall_at_k(idx, exact) < 1  # approximate indeed, and not garbage
     half = N_QUERY // 2  # a near copy lies in the cell of the point it copies: found at nprobe = 1
     assert recall_at_k(idx[:half], exact[:half], 1) == 1.0
-    assert index._index.nprobe == 1  # the setting is restored
+    assert index._index.nprobe == index.params["nprobe"] == 1  # the setting is restored
 
 
 def test_copies_are_found_and_shares_identical_at_exhaustive_settings(points):

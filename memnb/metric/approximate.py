@@ -48,6 +48,7 @@ KINDS = ("ivf", "hnsw")
 # The names proposed for memnb.metric.neighbors.NeighbourSearch's backend argument, and their kind here.
 BACKENDS = {"faiss-ivf": "ivf", "faiss-hnsw": "hnsw"}
 PARAMS = {"ivf": ("nlist", "nprobe", "seed"), "hnsw": ("M", "efConstruction", "efSearch", "parallel_build")}
+SEARCH_PARAM = {"ivf": "nprobe", "hnsw": "efSearch"}  # what set_search may change after the build
 HNSW_DEFAULTS = {"M": 32, "efConstruction": 40, "efSearch": 64}
 # Queries handed to FAISS at a time (their float32 copy: 50 MB at d = 3072), and the bound on one
 # (queries x k x d) float64 block of the distance recomputation.
@@ -102,9 +103,12 @@ class ApproximateIndex:
             nlist = params.get("nlist")
             self.nlist = default_nlist(n) if nlist is None else check_int("nlist", nlist, 1, n)
             nprobe = params.get("nprobe")
-            self.nprobe = default_nprobe(self.nlist) if nprobe is None else check_int("nprobe", nprobe, 1, self.nlist)
-            self.seed = check_int("seed", params.get("seed", 0), 0, 2**31 - 1)
-            self.params = {"nlist": self.nlist, "nprobe": self.nprobe, "seed": self.seed}
+            nprobe = default_nprobe(self.nlist) if nprobe is None else check_int("nprobe", nprobe, 1, self.nlist)
+            self.params = {
+                "nlist": self.nlist,
+                "nprobe": nprobe,
+                "seed": check_int("seed", params.get("seed", 0), 0, 2**31 - 1),
+            }
         else:
             self.params = {p: check_int(p, params.get(p, v), 1) for p, v in HNSW_DEFAULTS.items()}
             if self.params["M"] < 2:
@@ -119,13 +123,12 @@ class ApproximateIndex:
         if self.kind == "ivf":
             self._quantizer = faiss.IndexFlatL2(d)  # kept here: the IVF index does not own it
             index = faiss.IndexIVFFlat(self._quantizer, d, self.nlist, faiss.METRIC_L2)
-            index.cp.seed = self.seed
+            index.cp.seed = self.params["seed"]
             # nlist = 4 sqrt(U) leaves sqrt(U)/4 points per cell, below FAISS's 39 for U < 24,000; FAISS then
             # warns that the centroids are rough. That costs recall only, and the recall is what is measured.
             index.cp.min_points_per_centroid = 1
             index.train(x32)
             index.add(x32)
-            index.nprobe = self.nprobe
             return index
         index = faiss.IndexHNSWFlat(d, self.params["M"], faiss.METRIC_L2)
         index.hnsw.efConstruction = self.params["efConstruction"]
@@ -138,6 +141,14 @@ class ApproximateIndex:
             faiss.omp_set_num_threads(threads)
         return index
 
+    def set_search(self, **params) -> None:
+        """Change the search-time setting without rebuilding: nprobe (ivf: 1 to nlist) or efSearch (hnsw: >= 1)."""
+        key = SEARCH_PARAM[self.kind]
+        for p, v in params.items():
+            if p != key:
+                fail(f"{self.kind} search parameter {p}", v, key)
+            self.params[key] = check_int(key, v, 1, self.nlist if self.kind == "ivf" else None)
+
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(n, k) float64 distances |q - x|, ascending, exact for the neighbours found, and (n, k) int64 row
         indices into `data` of the (approximately) k nearest rows of each query (n, d)."""
@@ -149,7 +160,9 @@ class ApproximateIndex:
         for s in range(0, len(q), QUERY_CHUNK):
             block = q[s : s + QUERY_CHUNK]
             idx[s : s + len(block)] = self._faiss_search(np.ascontiguousarray(block, np.float32), k)
-            dist[s : s + len(block)], idx[s : s + len(block)] = self._exact_distances(block, idx[s : s + len(block)])
+            dist[s : s + len(block)], idx[s : s + len(block)] = exact_distances(
+                self.data, block, idx[s : s + len(block)]
+            )
         return dist, idx
 
     def _faiss_search(self, q32: np.ndarray, k: int) -> np.ndarray:
@@ -164,10 +177,10 @@ class ApproximateIndex:
                 _, i[short] = faiss.downcast_index(self._index.storage).search(q32[short], k)
             self.widened += len(short)
             return i
+        nprobe = self._index.nprobe = self.params["nprobe"]
         _, i = self._index.search(q32, k)
         short = np.flatnonzero((i < 0).any(axis=1))
         self.widened += len(short)
-        nprobe = self.nprobe
         try:
             while len(short):
                 if nprobe == self.nlist:  # every point scanned and still short: cannot happen for k <= U
@@ -177,21 +190,24 @@ class ApproximateIndex:
                 _, i[short] = self._index.search(q32[short], k)
                 short = short[(i[short] < 0).any(axis=1)]
         finally:
-            self._index.nprobe = self.nprobe
+            self._index.nprobe = self.params["nprobe"]
         return i
 
-    def _exact_distances(self, q: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The rows' float64 distances |q - x| to their k found neighbours, sorted ascending (stable)."""
-        n, k = idx.shape
-        d = q.shape[1]
-        dist = np.empty((n, k), np.float64)
-        step = max(1, RECOMPUTE_BYTES // (8 * k * d))
-        for s in range(0, n, step):
-            diff = self.data[idx[s : s + step]].astype(np.float64)  # (c, k, d): the found rows
-            diff -= np.asarray(q[s : s + step], np.float64)[:, None, :]
-            dist[s : s + step] = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
-        order = np.argsort(dist, axis=1, kind="stable")
-        return np.take_along_axis(dist, order, 1), np.take_along_axis(idx, order, 1)
+
+def exact_distances(data: np.ndarray, queries: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The float64 distances |q - x| of each query (n, d) to its k rows data[idx] (idx (n, k) int), sorted
+    ascending (stable), and idx in that order: (n, k) float64, (n, k) int64. Computed from the differences in
+    blocks of at most RECOMPUTE_BYTES, not from |q|^2 + |x|^2 - 2 q.x (whose cancellation loses small distances)."""
+    n, k = idx.shape
+    d = queries.shape[1]
+    dist = np.empty((n, k), np.float64)
+    step = max(1, RECOMPUTE_BYTES // (8 * k * d))
+    for s in range(0, n, step):
+        diff = data[idx[s : s + step]].astype(np.float64)  # (c, k, d): the found rows
+        diff -= np.asarray(queries[s : s + step], np.float64)[:, None, :]
+        dist[s : s + step] = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
+    order = np.argsort(dist, axis=1, kind="stable")
+    return np.take_along_axis(dist, order, 1), np.take_along_axis(np.asarray(idx, np.int64), order, 1)
 
 
 # -- measures ---------------------------------------------------------------------------------------
