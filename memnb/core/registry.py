@@ -83,3 +83,4 @@ class Registry(Generic[T]):
 DATASETS: Registry = Registry("dataset", "memnb.data")
 DENOISERS: Registry = Registry("denoiser", "memnb.models")
 CRITERIA: Registry = Registry("criterion", "memnb.metric.criteria")
+DETECTORS: Registry = Registry("detector", "memnb.metric.membership")  # generation-free membership scores

@@ -21,6 +21,7 @@ class Stream(IntEnum):
     SAMPLE = 4  # per-epoch generation noise
     NULL = 5  # per-epoch fresh draws from the data distribution (the null baseline)
     SPLIT = 6  # a real dataset's pool split into training, test and null parts (once per repeat)
+    DETECT = 7  # fixed noise per point of the membership detectors (memnb.metric.membership_scores; epoch 0)
 
 
 def _entropy(seed: int, repeat: int, stream: Stream, epoch: int) -> list[int]:
