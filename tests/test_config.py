@@ -133,7 +133,7 @@ def test_the_evaluation_schedule_is_validated_and_leaves_old_run_names_alone():
     del d["eval_schedule"], d["n_evals"]  # a config.json written before the fields existed
     assert ExperimentConfig.from_dict(d) == base
     old = {k: v for k, v in base.to_dict().items() if k not in ("eval_schedule", "n_evals")}
-    added_later = ("denoiser", "dim", "injection", "watermark", "n_null", "sampler", "sample_steps")
+    added_later = ("denoiser", "dim", "injection", "watermark", "n_null", "sampler", "sample_steps", "detectors")
     old = {k: v for k, v in old.items() if k not in added_later}
     import hashlib
 

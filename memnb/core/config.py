@@ -45,6 +45,7 @@ ADDED_FIELDS = {
     "n_evals": lambda c: c.n_evals is None,
     "sampler": lambda c: c.sampler == "ddpm",
     "sample_steps": lambda c: c.sample_steps is None,
+    "detectors": lambda c: c.detectors == (),
 }
 
 
@@ -103,6 +104,8 @@ class ExperimentConfig:
     precision: str = "fp32"  # of the sampler's matrix products; training is always fp32
     sampler: str = "ddpm"  # ddpm: ancestral (respaced with sample_steps) | ddim: deterministic, eta = 0 (SAMPLERS)
     sample_steps: int | None = None  # network calls per sample, S of num_timesteps (None: all of them)
+    # generation-free membership scores computed at every evaluated epoch (names in DETECTORS; docs/detection.md)
+    detectors: tuple[str, ...] = ()
 
     # -- the RunConfig interface (memnb.core.run_config): what a monitored run's config says too ------------
     kind = "experiment"
@@ -115,6 +118,8 @@ class ExperimentConfig:
             plain = _plain(v)
             if plain is not v:
                 object.__setattr__(self, f.name, plain)
+        if isinstance(self.detectors, list):  # config.json holds a list
+            object.__setattr__(self, "detectors", tuple(self.detectors))
         # defaults that depend on the dataset, resolved once so that the stored config says what ran
         if self.dataset in DATASETS:
             ds = DATASETS.get(self.dataset)

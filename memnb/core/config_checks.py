@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .device import DEVICES
-from .registry import DATASETS, DENOISERS
+from .registry import DATASETS, DENOISERS, DETECTORS
 from .validate import fail
 from .validate import is_int as _is_int
 from .validate import is_real as _is_real
@@ -83,6 +83,14 @@ def check_config(c: Any) -> None:
                 + ")",
             )
     choice("precision", PRECISIONS)
+    if not isinstance(c.detectors, tuple) or not all(d in DETECTORS for d in c.detectors):
+        _fail("detectors", c.detectors, f"a tuple of detector names ({' | '.join(DETECTORS.names())})")
+    if c.detectors and c.test_set == "base" and (c.n_outliers or c.n_duplicates):
+        _fail(
+            "detectors",
+            c.detectors,
+            '() with test_set="base": a detector\'s null needs held-out points of every group (test_set="matched")',
+        )
     choice("sampler", SAMPLERS)
     choice("test_set", TEST_SETS)
     integer("n_base", 2)

@@ -53,6 +53,7 @@ def _field_comments() -> dict[str, str]:
         "device": "auto | cpu | cuda",
         "sampler": "ddpm | ddim (deterministic DDIM)",
         "sample_steps": "None: all num_timesteps steps; S: a strided sampler on S of them",
+        "detectors": "() | generation-free membership scores per epoch, e.g. ('sima', 'pia') (docs/detection.md)",
     }
 
 
