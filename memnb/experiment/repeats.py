@@ -14,7 +14,9 @@ import numpy as np
 from ..core.config import ExperimentConfig
 from ..core.device import resolve_device
 from ..core.seeding import Stream, numpy_rng
+from ..core.vocabulary import DUPLICATE, INLIER, OUTLIER
 from ..data.injection import make_test_set, make_training_set, sample_data_distribution
+from ..metric.membership_scores import STORED, score_points
 from ..metric.neighbors import NEIGHBOUR_FIELDS, NeighbourSearch
 
 
@@ -46,6 +48,27 @@ class RepeatData:
     def groups(self) -> np.ndarray:
         """(R, N) group codes of the training points."""
         return np.stack([ts.groups for ts in self.train_sets])
+
+    @property
+    def test_groups(self) -> np.ndarray:
+        """(R, m) int8 group codes of the test points, as make_test_set lays them out: the base part inliers, then
+        the matched set's outliers (cluster draws or watermarked copies), then its near-duplicates."""
+        c = self.config
+        codes = np.repeat(
+            np.array([INLIER, OUTLIER, DUPLICATE], np.int8), [c.n_test_base, c.n_test_outliers, c.n_test_duplicates]
+        )
+        return np.broadcast_to(codes, (len(self.repeats), len(codes))).copy()
+
+    def membership(self, model, alphas_cumprod, device) -> dict[str, np.ndarray]:
+        """The config's detectors' scores of every training and test point under `model` (an ε̂ callable on
+        (R, n, d), memnb's ensemble) at the schedule ᾱ (memnb.metric.membership_scores.score_points; fixed noise
+        from the run's seed and each repeat): the arrays an epoch file stores, and detector_seconds."""
+        c = self.config
+        out = score_points(
+            model, alphas_cumprod, self.train_points, self.test_points, self.groups, self.test_groups,
+            c.detectors, c.seed, n_groups=len(c.group_names), repeats=self.repeats, device=device,
+        )  # fmt: skip
+        return {k: out[k] for k in (*STORED, "detector_seconds")}
 
     @property
     def locations(self) -> np.ndarray:

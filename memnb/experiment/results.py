@@ -335,6 +335,13 @@ class Results:
         df = pd.concat(frames, ignore_index=True)
         return df[df.criterion == criterion].reset_index(drop=True)
 
+    def detector_scores(self, q: float = 0.05, per: str = "group", epochs=None) -> pd.DataFrame:
+        """The generation-free membership scores of a config with `detectors`, as a tidy frame per group (the
+        decision at null rate q) or per point (the trajectories); memnb.experiment.detection_frames.detector_frame."""
+        from .detection_frames import detector_frame
+
+        return detector_frame(self, q, per, epochs)
+
     def disk_usage(self) -> dict[str, int]:
         """Bytes on disk by part of the run: epochs, data, tables, checkpoint, other (set-aside files included)."""
         parts = {"epochs": 0, "data": 0, "tables": 0, "checkpoint": 0, "other": 0}

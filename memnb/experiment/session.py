@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from .._version import __version__
 from ..core.callbacks import EpochContext, settings_of
@@ -177,12 +178,27 @@ class Session:
         }
         arrays["summary"] = summarize(arrays, self.groups, self.locations, self.thresholds)
         arrays["zu"], arrays["zu_n"] = data_copying(arrays, self.test_d, self.test_group, self.groups)
+        detect = 0.0
+        if self.config.detectors:  # the weights that drew this epoch's samples score the points (docs/detection.md)
+            t2 = time.perf_counter()
+            arrays.update(self._membership())
+            detect = time.perf_counter() - t2
+            self.timings["detect_s"] = self.timings.get("detect_s", 0.0) + detect
         write_epoch(self.path, epoch, arrays)
         self.frames[epoch] = {k: arrays[k] for k in TABLE_KEYS if k in arrays}
         self.evaluated.add(epoch)
         self.timings["generate_s"] += t1 - t0
-        self.timings["metric_s"] += time.perf_counter() - t1
+        self.timings["metric_s"] += time.perf_counter() - t1 - detect  # the search's and tables' time alone
         return arrays
+
+    def _membership(self) -> dict[str, np.ndarray]:
+        """The detectors' stored arrays of this epoch (memnb.experiment.repeats.RepeatData.membership)."""
+        model, schedule = self.ensemble.model, getattr(self.ensemble, "schedule", None)
+        if schedule is None or not isinstance(model, torch.nn.Module):
+            raise ValueError(f"config field 'detectors' = {self.config.detectors!r}: a packed run has no ε̂ of its own")
+        out = self.data.membership(model, schedule.alphas_cumprod.cpu().numpy(), self.ensemble.device)
+        out.pop("detector_seconds")
+        return out
 
     def bar_numbers(self, arrays: dict[str, np.ndarray]) -> tuple[float, float]:
         """The progress bar's numbers: the paper criterion at the config's ratio, all groups, mean over repeats."""

@@ -38,6 +38,9 @@ TABLES = (TABLE, ZU, LOSS)
 # at that epoch, NaN where none was given: a monitored run's loss is committed with its epoch).
 EPOCH_ARRAYS = ("samples", "d1", "d2", "d_test", "index", "summary")
 EPOCH_OPTIONAL = ("d_mean50", "zu", "zu_n", "epoch", "loss")
+# the generation-free membership scores (a config's `detectors`; memnb.metric.membership_scores.STORED): names (K,),
+# training (R, K, N) and held-out (R, K, m) scores, the held-out points' group codes (R, m)
+EPOCH_OPTIONAL += ("detector_names", "detector_train", "detector_held", "detector_held_groups")
 DATA_ARRAYS = ("train_points", "groups", "test_points")
 NOT_RECORDED = (MANIFEST, CHECKPOINT)  # the manifest itself; the checkpoint verifies itself (store.checkpoint)
 

@@ -1,0 +1,81 @@
+"""Generation-free detectors inside run_experiment: stored per training and held-out point at every evaluated epoch,
+read back through Results, equal to scoring the stored model again; and the validation against the exact test."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import memnb
+from memnb.core.vocabulary import DUPLICATE, INLIER, OUTLIER
+from memnb.experiment.repeats import RepeatData
+from memnb.experiment.store import read_checkpoint
+from memnb.experiment.store.layout import CHECKPOINT
+from memnb.metric.membership_scores import score_points
+from memnb.models.ensemble import Ensemble
+
+SMALL = dict(
+    dataset="moons", n_base=60, n_outliers=6, n_duplicates=6, epochs=2, eval_every=1, n_repeats=2,
+    hidden_size=16, hidden_layers=1, embedding_size=8, batch_size=16, test_set="matched", device="cpu",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    config = memnb.ExperimentConfig(**SMALL, detectors=("sima", "pia", "loss"))
+    return memnb.run_experiment(config, root=tmp_path_factory.mktemp("runs"), progress=False)
+
+
+def test_every_evaluated_epoch_stores_the_scores_of_every_point(run):
+    c = run.config
+    for e in run.evaluated_epochs:
+        a = run.epoch_arrays(e)
+        assert list(a["detector_names"]) == ["sima", "pia", "loss"]
+        assert a["detector_train"].shape == (2, 3, c.n_train) and a["detector_held"].shape == (2, 3, c.n_test_points)
+        assert np.isfinite(a["detector_train"]).all() and np.isfinite(a["detector_held"]).all()
+    codes = run.epoch_arrays(0)["detector_held_groups"][0]
+    assert list(np.bincount(codes)) == [c.n_test_base, c.n_test_outliers, c.n_test_duplicates]
+    assert codes[0] == INLIER and codes[c.n_test_base] == OUTLIER and codes[-1] == DUPLICATE
+    assert run.manifest.get("detect_s", 0) > 0
+
+
+def test_results_reads_the_decision_per_group_and_the_trajectories_per_point(run):
+    g = run.detector_scores(q=0.1)
+    assert len(g) == len(run.evaluated_epochs) * 2 * 3 * 3
+    # the null rate is floor(q m) / m of each group's held-out points, by construction
+    m = g.n_held.to_numpy()
+    np.testing.assert_allclose(g.null, np.floor(0.1 * m) / m)
+    p = run.detector_scores(q=0.1, per="point")
+    assert set(p.set) == {"train", "held"} and len(p) == len(run.evaluated_epochs) * 2 * 3 * (
+        run.config.n_train + run.config.n_test_points
+    )
+    share = p[p.set == "train"].groupby(["repeat", "epoch", "detector", "group"]).flagged.mean()
+    mine = g.set_index(["repeat", "epoch", "detector", "group"]).share
+    pd.testing.assert_series_equal(share.sort_index(), mine.loc[share.index].sort_index(), check_names=False)
+
+
+def test_the_stored_scores_are_the_final_model_scoring_the_points_again(run):
+    c = run.config
+    data = RepeatData(c)
+    ens = Ensemble(c, data.train_points)
+    ens.load_state_dict(read_checkpoint(run.path / CHECKPOINT, map_location="cpu")["ensemble"])
+    with torch.no_grad():
+        again = score_points(ens.model, ens.schedule.alphas_cumprod.numpy(), data.train_points, data.test_points,
+                             data.groups, data.test_groups, c.detectors, c.seed)  # fmt: skip
+    stored = run.epoch_arrays(c.epochs)
+    np.testing.assert_allclose(stored["detector_train"], again["detector_train"], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(stored["detector_held"], again["detector_held"], rtol=1e-4, atol=1e-6)
+
+
+def test_a_config_without_detectors_stores_none_and_keeps_its_name(tmp_path):
+    config = memnb.ExperimentConfig(**{**SMALL, "epochs": 1})
+    assert (
+        config.fingerprint()
+        == memnb.ExperimentConfig.from_dict(
+            {k: v for k, v in config.to_dict().items() if k != "detectors"}
+        ).fingerprint()
+    )
+    res = memnb.run_experiment(config, root=tmp_path, progress=False)
+    assert "detector_train" not in res.epoch_arrays(1) and res.detector_scores().empty
+    with pytest.raises(ValueError, match="per = 'x' is invalid; allowed: group | point"):
+        res.detector_scores(per="x")
