@@ -79,3 +79,30 @@ def test_a_config_without_detectors_stores_none_and_keeps_its_name(tmp_path):
     assert "detector_train" not in res.epoch_arrays(1) and res.detector_scores().empty
     with pytest.raises(ValueError, match="per = 'x' is invalid; allowed: group | point"):
         res.detector_scores(per="x")
+
+
+# -- validation against the exact test --------------------------------------------------------------------------
+def test_the_validation_table_has_every_detector_and_group(run):
+    from memnb.analysis.detection import validation_table
+
+    t = validation_table(run, q=0.1, z=0.0)
+    assert set(t.detector) == {"sima", "pia", "loss"}
+    assert set(t.group) == {"inlier", "outlier", "duplicate", "all"}
+    assert set(t.verdict_detector) <= {"holds", "reversed", "inconclusive"}
+    rows = t[t.group != "all"]
+    assert rows.exact_onset.notna().all() and (rows.exact_low <= rows.exact_high).all()
+    assert ((t.spearman.abs() <= 1) | t.spearman.isna()).all()
+
+
+def test_first_flagged_points_match_a_loop_over_the_point_frame(run):
+    from memnb.analysis.detection import point_agreement, score_matrix
+
+    p = run.detector_scores(q=0.1, per="point")
+    p = p[(p.set == "train") & (p.detector == "pia") & p.flagged]
+    first = p.groupby(["repeat", "point"]).epoch.min()
+    epochs, scores, flags = score_matrix(run, "pia", q=0.1)
+    assert flags.any(axis=0).sum() == len(first)
+    for (r, i), e in first.items():
+        assert epochs[np.argmax(flags[:, r, i])] == e
+    agree = point_agreement(run, "pia", q=0.1).set_index("group")
+    assert agree.loc["all", "flagged"] == len(first) and agree.loc["all", "n_points"] == 2 * run.config.n_train
