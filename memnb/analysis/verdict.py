@@ -22,11 +22,12 @@ from ..core.run_config import RunConfig
 from ..core.validate import fail, is_int, is_real
 from ..core.vocabulary import DUPLICATE, GROUPS, INLIER, OUTLIER, SIGNAL_VALUES
 from ..experiment.results import Results
+from .against_null import BELOW_SIGNIFICANCE, standing
 from .inference import bootstrap_ci, cohens_dz, paired_permutation_test, rank_biserial
 from .runs import describe, find_runs, runs_report, sweep_runs  # noqa: F401 (re-exported: the verdict's runs)
 from .stats import TIMINGS, signal_frame, timing_table, zu_signal_frame
 
-VERDICTS = ("holds", "reversed", "inconclusive")
+VERDICTS = ("holds", "reversed", "inconclusive", "below null")
 JUDGED = GROUPS[OUTLIER]  # the group whose times are judged
 COMPARED = (GROUPS[INLIER], GROUPS[DUPLICATE])  # the outliers' times are compared with these groups'
 
@@ -46,7 +47,12 @@ permutation p-value (smallest attainable: 2 / 2^R, so R >= 6 repeats are needed 
                (outliers significantly later than inliers AND than duplicates);
   reversed     some comparison has interval < 0 and p < alpha
                (some group is memorized significantly LATER than the outliers);
-  inconclusive otherwise (including too few repeats, or no comparison available).
+  inconclusive otherwise (including too few repeats, or no comparison available);
+  below null   first of all: the outliers or a compared group lie significantly BELOW their null at the
+               final epoch (memnb.analysis.against_null: a one-sided exact test of the counts pooled over
+               repeats at 5 %; for Z_U, Stouffer's z of Z_U minus its null's above 1.645): a quality failure
+               (the generator is worse than the data there), never read as "not memorized yet"; the
+               group's censored times say nothing about when it is memorized, so nothing is compared.
 Each row is its own test at level alpha; no correction across rows.
 """
 
@@ -98,19 +104,53 @@ def check_arguments(*, alpha=None, margin=None, margin_zu=None, z=None, n_bootst
         fail("value", value, " | ".join(SIGNAL_VALUES))
 
 
+def _rows(results: Results, v: Variant) -> pd.DataFrame | None:
+    """The table rows of a resolved criterion variant (recomputed from the stored distances off the grid);
+    None when the run cannot give them (the relative criterion of a run stored before d_mean50 existed)."""
+    table = results.table()
+    rows = table[(table.criterion == v.criterion) & np.isclose(table.threshold, v.threshold)]
+    if rows.empty:
+        rows = results.rates_at(v.criterion, v.threshold)
+    return None if rows[["copied", "memorized"]].isna().all().all() else rows
+
+
 def run_signals(results: Results, variant: Variant) -> pd.DataFrame | None:
     """Signal frame of one run under one variant; None when the run cannot give it (e.g. no relative
     criterion stored, or an off-grid threshold, which is recomputed from the stored distances)."""
     v = variant.resolve(results.config)
     if v.criterion == "zu":
         return zu_signal_frame(results.zu())
-    table = results.table()
-    rows = table[(table.criterion == v.criterion) & np.isclose(table.threshold, v.threshold)]
-    if rows.empty:
-        rows = results.rates_at(v.criterion, v.threshold)
-    if rows[["copied", "memorized"]].isna().all().all():
-        return None  # the relative criterion of a run stored before d_mean50 existed
+    rows = _rows(results, v)
+    if rows is None:
+        return None
     return signal_frame(rows, v.criterion, v.threshold, v.value, results.zu() if v.value == "conditional" else None)
+
+
+def below_null(results: Results, variant: Variant) -> dict[str, float]:
+    """{group: one-sided p that its final-epoch share lies below its null} of one run under one variant.
+
+    A criterion: memnb.analysis.against_null.standing's exact test (counts pooled over repeats) of the copied
+    share for value "copied", else of the memorized share; NaN for a group that rose above its null by the
+    one onset rule (its final state is not "never memorized"). Z_U: Stouffer's z over repeats of
+    (Z_U - Z_U of the null draws) / sqrt(2) at the final epoch, its upper tail (generated points farther from
+    the training set than held-out points: underfitting).
+    """
+    from scipy.stats import norm
+
+    v = variant.resolve(results.config)
+    if v.criterion == "zu":
+        zu = results.zu()
+        last = zu[(zu.epoch == zu.epoch.max()) & (zu.group != "all")]
+        out = {}
+        for g, d in last.groupby("group"):
+            z = ((d.z_u - d.z_u_null) / np.sqrt(2)).dropna()
+            out[str(g)] = float(norm.sf(z.sum() / np.sqrt(len(z)))) if len(z) else float("nan")
+        return out
+    rows = _rows(results, v)
+    if rows is None:
+        return {}
+    st = standing(rows, "copied" if v.value == "copied" else "memorized", results.config.n_null_points)
+    return {r.group: (float("nan") if r.standing == "above" else r.p_below) for r in st.itertuples()}
 
 
 def timings(
@@ -126,7 +166,8 @@ def timings(
     variants: Variant records (None: `default_variants()`, every registered criterion and Z_U);
     margin: on the per-point rates (copied share, or memorized share per point) minus their null;
     margin_zu: on Meehan's effect 1/2 - U/(mn) minus its null; z: see stats.timing_table. Extra
-    columns: run, configuration, test_set, metric, margin, z.
+    columns: run, configuration, test_set, metric, margin, z, p_below and below_null (the group's final share
+    significantly below its null: `below_null`, the same in every repeat).
     """
     check_arguments(margin=margin, margin_zu=margin_zu, z=z)
     variants = default_variants() if variants is None else variants
@@ -139,6 +180,9 @@ def timings(
                 continue
             m = margin_zu if v.criterion == "zu" else margin
             t = timing_table(sig, m, pool_null, z)
+            p = below_null(res, v)
+            t["p_below"] = t.group.map(p).astype(np.float64)
+            t["below_null"] = t.p_below < BELOW_SIGNIFICANCE
             t.insert(0, "metric", v.label())
             t.insert(0, "test_set", res.config.test_set)
             t.insert(0, "configuration", describe(res.config))
@@ -170,7 +214,9 @@ def compare_groups(
     many of the two groups' times were censored and in how many repeats both were defined
     (n_pairs); then `decide`. Also outliers_censored / outliers_timed: in how many repeats the
     outliers never crossed, of those where they could be timed: a `holds` with the outliers
-    censored in most repeats says "not memorized within the run", not "memorized later".
+    censored in most repeats says "not memorized within the run", not "memorized later". below_null: the
+    judged and compared groups whose final share lies below their null (the timing's ``below_null`` column,
+    when present): then the verdict is "below null" (`RULE`).
     """
     check_arguments(alpha=alpha, n_bootstrap=n_bootstrap)
     if statistic not in TIMINGS:
@@ -211,7 +257,9 @@ def compare_groups(
         comparisons[g] = (lo, hi, p)
     ps = [c[2] for c in comparisons.values() if not math.isnan(c[2])]
     row["p_max"] = max(ps) if ps else math.nan  # the intersection-union p of "later than both"
-    row["verdict"] = decide(comparisons, alpha)
+    below = set(timing.group[timing.below_null.astype(bool)]) if "below_null" in timing else set()
+    row["below_null"] = ", ".join(g for g in (JUDGED, *COMPARED) if g in below)
+    row["verdict"] = "below null" if row["below_null"] else decide(comparisons, alpha)
     return row
 
 
@@ -260,5 +308,7 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
         out[f"{JUDGED} - {group} (epochs)"] = [interval(r, f"out_minus_{g}") for _, r in table.iterrows()]
         out[f"p ({g})"] = table[f"p_{g}"].map(lambda p: "n/a" if math.isnan(p) else f"{p:.3f}")
     out["outliers never"] = [f"{c}/{n}" for c, n in zip(table.outliers_censored, table.outliers_timed)]
+    if "below_null" in table:
+        out["below its null"] = table["below_null"].replace("", "-")
     out["verdict"] = table["verdict"]
     return out
