@@ -57,28 +57,42 @@ from memnb.metric.neighbors import RELATIVE_NEIGHBOURS  # noqa: E402
 
 K = RELATIVE_NEIGHBOURS
 THRESHOLDS = {"paper": 1.5, "train_only": 3.0, "relative": 10.0}  # memnb's defaults (ratio, train_ratio, 1/alpha)
-EF_SEARCH = (50, 100, 200, 400)
+EF_SEARCH = (50, 100, 200)
+SETS = ("known", "graded")
 
 
-def make_data(n_train: int, n_test: int, n_samples: int, dim: int, rank: int, seed: int = 0) -> dict:
-    """float32 training (n_train, dim), test (n_test, dim) and sample (n_samples, dim) points; `source` (n_samples,)
-    the training point each copy copies (-1: a fresh draw); `group` (n_train,) a random group code 0-2."""
-    rng = np.random.default_rng(seed)
-    basis = (rng.standard_normal((rank, dim)) / np.sqrt(rank)).astype(np.float32)
+class Family:
+    """The low-rank distribution x = z B + 0.1 e (see the module docstring), fixed by `seed`."""
 
-    def draw(n: int) -> np.ndarray:
-        x = rng.standard_normal((n, rank), dtype=np.float32) @ basis
-        x += 0.1 * rng.standard_normal((n, dim), dtype=np.float32)
+    def __init__(self, dim: int, rank: int, seed: int = 0):
+        self.rng = np.random.default_rng(seed)
+        self.basis = (self.rng.standard_normal((rank, dim)) / np.sqrt(rank)).astype(np.float32)
+
+    def draw(self, n: int) -> np.ndarray:
+        """(n, dim) float32 fresh points."""
+        x = self.rng.standard_normal((n, len(self.basis)), dtype=np.float32) @ self.basis
+        x += 0.1 * self.rng.standard_normal((n, self.basis.shape[1]), dtype=np.float32)
         return x
 
-    train, test = draw(n_train), draw(n_test)
-    n_copy = n_samples // 2
-    source = np.full(n_samples, -1, np.int64)
-    source[:n_copy] = rng.choice(n_train, n_copy, replace=False)
-    samples = np.concatenate([train[source[:n_copy]], draw(n_samples - n_copy)])
-    samples[:n_copy] += 0.01 * rng.standard_normal((n_copy, dim), dtype=np.float32)
-    group = rng.choice(3, n_train, p=[0.8, 0.1, 0.1])
-    return {"train": train, "test": test, "samples": samples, "source": source, "group": group}
+    def copies(self, train: np.ndarray, n: int, sigma) -> tuple[np.ndarray, np.ndarray]:
+        """n copies of distinct training points plus noise of std `sigma` ((n,) or a scalar) per coordinate,
+        and the copied points' indices."""
+        source = self.rng.choice(len(train), n, replace=False)
+        noise = self.rng.standard_normal((n, train.shape[1]), dtype=np.float32)
+        return train[source] + np.asarray(sigma, np.float32).reshape(-1, 1) * noise, source
+
+
+def make_samples(family: Family, train: np.ndarray, n_known: int, n_graded: int) -> dict:
+    """The known-answer set (half copies at noise 0.01, half fresh draws) and the graded set (copies at noise
+    log-uniform in [0.01, 1], whose ratios cross every criterion's threshold), float32, one array; `source`:
+    the copied point (-1: a fresh draw); `set`: 0 known, 1 graded."""
+    n_copy = n_known // 2
+    copies, src = family.copies(train, n_copy, 0.01)
+    graded, gsrc = family.copies(train, n_graded, np.exp(family.rng.uniform(np.log(0.01), 0.0, n_graded)))
+    samples = np.concatenate([copies, family.draw(n_known - n_copy), graded])
+    source = np.concatenate([src, np.full(n_known - n_copy, -1), gsrc])
+    which = np.repeat([0, 1], [n_known, n_graded])
+    return {"samples": samples, "source": source, "set": which}
 
 
 def fields(d_train: np.ndarray, i_train: np.ndarray, d_test: np.ndarray) -> dict:
@@ -98,79 +112,90 @@ def _timed(fn):
     return time.perf_counter() - t, out
 
 
-def exact_arm(data: dict) -> dict:
-    import faiss
+class Flat:
+    """FAISS IndexFlatL2, the bare exact float32 search: `search` gives float distances and int64 indices."""
 
-    train, test, q = data["train"], data["test"], data["samples"]
+    def __init__(self, x: np.ndarray):
+        import faiss
 
-    def build():
-        out = []
-        for x in (train, test):
-            index = faiss.IndexFlatL2(x.shape[1])
-            index.add(x)
-            out.append(index)
-        return out
+        self.data = x
+        self.index = faiss.IndexFlatL2(x.shape[1])
+        self.index.add(x)
 
-    build_s, (flat_train, flat_test) = _timed(build)
+    def search(self, q: np.ndarray, k: int):
+        sq, i = self.index.search(q, k)
+        return np.sqrt(np.maximum(sq, 0)), i
 
-    def search():
-        sq_tr, i_tr = flat_train.search(q, K)
-        sq_te, i_te = flat_test.search(q, 1)
-        return np.sqrt(np.maximum(sq_tr, 0)), i_tr, np.sqrt(np.maximum(sq_te, 0)), i_te
 
-    search_s, (_, i_tr, _, i_te) = _timed(search)
-    recompute_s, (d_tr, i_tr) = _timed(lambda: exact_distances(train, q, i_tr))
-    d_te, i_te = exact_distances(test, q, i_te)
-    return {"build_s": build_s, "search_s": search_s, "recompute_s": recompute_s, "i_train": i_tr, "i_test": i_te,
-            "fields": fields(d_tr, i_tr, d_te)}  # fmt: skip
+def build(kind: str, x: np.ndarray):
+    return Flat(x) if kind == "exact" else ApproximateIndex(x, kind)
 
 
 def settings(kind: str, n_train: int) -> list[dict]:
+    if kind == "exact":
+        return [{}]
     if kind == "hnsw":
         return [{"efSearch": ef} for ef in EF_SEARCH]
     nlist = default_nlist(n_train)
-    return [{"nprobe": p} for p in sorted({1, 4, 16, 64, default_nprobe(nlist)}) if p <= nlist]
+    return [{"nprobe": p} for p in sorted({4, 16, 64, default_nprobe(nlist)}) if p <= nlist]
 
 
-def approx_arm(kind: str, data: dict, exact: dict) -> dict:
-    train, test, q = data["train"], data["test"], data["samples"]
-    build_s, (a_train, a_test) = _timed(lambda: (ApproximateIndex(train, kind), ApproximateIndex(test, kind)))
-    rows = []
-    for s in settings(kind, len(train)):
-        for index in (a_train, a_test):  # the same setting for both indexes (nprobe at most each nlist)
-            index.set_search(**{p: min(v, index.params.get("nlist", v)) for p, v in s.items()})
-        a_train.widened = 0
-        search_s, ((d_tr, i_tr), (d_te, i_te)) = _timed(lambda: (a_train.search(q, K), a_test.search(q, 1)))
-        recompute_s, _ = _timed(lambda i=i_tr: exact_distances(train, q, i))
-        nb = fields(d_tr, i_tr, d_te)
-        err = share_errors(exact["fields"], nb, data["group"], THRESHOLDS)
-        rows.append(
-            {
-                **s,
-                "search_s": search_s,
-                "recompute_s": recompute_s,
-                "search_over_exact": search_s / exact["search_s"],
-                "recall_at_1": recall_at_k(i_tr, exact["i_train"], 1),
-                "recall_at_2": recall_at_k(i_tr, exact["i_train"], 2),
-                "recall_at_50": recall_at_k(i_tr, exact["i_train"], K),
-                "recall_test_at_1": recall_at_k(i_te, exact["i_test"], 1),
-                "rows_widened": a_train.widened,
-                "share_error": {c: float(e[-1]) for c, e in err.items()},
-                "share_error_worst_group": {c: float(e[:-1].max()) for c, e in err.items()},
-                "shares": shares(nb, data["group"]),
-            }
-        )
-    return {"build_s": build_s, "build_over_exact": build_s / exact["build_s"], "params": a_train.params, "rows": rows}
-
-
-def shares(nb: dict, group: np.ndarray) -> dict:
-    """Memorized share of all samples per criterion at its threshold."""
+def shares(nb: dict, group: np.ndarray, rows: np.ndarray) -> dict:
+    """Memorized share of the samples `rows` per criterion at its threshold."""
+    sub = {f: v[rows] for f, v in nb.items()}
     return {
-        c: float(memorized_shares(c, ratio_from(c, nb), group[nb["index"]], [THRESHOLDS[c]])[-1, 0]) for c in names()
+        c: float(memorized_shares(c, ratio_from(c, sub), group[sub["index"]], [THRESHOLDS[c]])[-1, 0]) for c in names()
     }
 
 
-def thread_check(data: dict) -> dict:
+def evaluate(nb: dict, i_tr, i_te, ref: dict, group, which) -> dict:
+    """Recalls and share errors of one search against the exact one, per sample set."""
+    out = {}
+    for j, name in enumerate(SETS):
+        rows = which == j
+        sub, rsub = ({f: v[rows] for f, v in x.items()} for x in (nb, ref["fields"]))
+        err = share_errors(rsub, sub, group, THRESHOLDS)
+        out[name] = {
+            "recall_at_1": recall_at_k(i_tr[rows], ref["i_train"][rows], 1),
+            "recall_at_2": recall_at_k(i_tr[rows], ref["i_train"][rows], 2),
+            "recall_at_50": recall_at_k(i_tr[rows], ref["i_train"][rows], K),
+            "recall_test_at_1": recall_at_k(i_te[rows], ref["i_test"][rows], 1),
+            "share_error": {c: float(e[-1]) for c, e in err.items()},
+            "share_error_worst_group": {c: float(e[:-1].max()) for c, e in err.items()},
+            "shares": shares(nb, group, rows),
+        }
+    return out
+
+
+def arm(kind: str, train: np.ndarray, test_index, data: dict, ref: dict | None) -> dict:
+    """Build `kind` over the training points, search the samples at each setting (test points: `test_index`)."""
+    q = data["samples"]
+    build_s, index = _timed(lambda: build(kind, train))
+    rows = []
+    for s in settings(kind, len(train)):
+        if s:
+            for ix in (index, test_index):  # the same setting for both indexes (nprobe at most each nlist)
+                ix.set_search(**{p: min(v, ix.params.get("nlist", v)) for p, v in s.items()})
+            index.widened = 0
+        search_s, ((d_tr, i_tr), (d_te, i_te)) = _timed(lambda: (index.search(q, K), test_index.search(q, 1)))
+        row = {**s, "search_s": search_s}
+        if kind == "exact":  # the reference: the flat search's neighbours, distances recomputed in float64
+            row["recompute_s"], (d_tr, i_tr) = _timed(lambda i=i_tr: exact_distances(train, q, i))
+            d_te, i_te = exact_distances(test_index.data, q, i_te)
+            return {
+                "build_s": build_s,
+                "rows": [row],
+                "i_train": i_tr,
+                "i_test": i_te,
+                "fields": fields(d_tr, i_tr, d_te),
+            }
+        row["rows_widened"] = index.widened
+        row.update(evaluate(fields(d_tr, i_tr, d_te), i_tr, i_te, ref, data["group"], data["set"]))
+        rows.append(row)
+    return {"build_s": build_s, "params": index.params, "rows": rows}
+
+
+def thread_check(train: np.ndarray, q: np.ndarray) -> dict:
     """IVF built and searched with one FAISS thread against the default count: the same neighbours?"""
     import faiss
 
@@ -179,56 +204,63 @@ def thread_check(data: dict) -> dict:
     for n in (threads, 1):
         faiss.omp_set_num_threads(n)
         try:
-            found.append(ApproximateIndex(data["train"], "ivf").search(data["samples"], K)[1])
+            found.append(ApproximateIndex(train, "ivf").search(q, K)[1])
         finally:
             faiss.omp_set_num_threads(threads)
     return {"threads": [threads, 1], "same_neighbours": float((found[0] == found[1]).all(axis=1).mean())}
 
 
-def measure(n_train: int, a) -> dict:
+def measure(n_train: int, family: Family, test: dict, a) -> dict:
+    """One training-set size: every arm on the same training points and samples."""
     t0 = time.perf_counter()
-    data = make_data(n_train, a.n_test, a.samples, a.dim, a.rank)
-    exact = exact_arm(data)
-    copies = data["source"] >= 0
-    known = {
-        "copy_fraction": float(copies.mean()),
+    train = family.draw(n_train)
+    data = make_samples(family, train, a.samples, a.graded)
+    data["group"] = family.rng.choice(3, n_train, p=[0.8, 0.1, 0.1])  # 3 groups at random
+    exact = arm("exact", train, test["exact"], data, None)
+    known = data["set"] == 0
+    copies = known & (data["source"] >= 0)
+    answer = {
+        "copy_fraction": float(copies.sum() / known.sum()),
         "copies_found_by_exact": float((exact["i_train"][copies, 0] == data["source"][copies]).mean()),
-        "exact_shares": shares(exact["fields"], data["group"]),
+        "exact_shares": shares(exact["fields"], data["group"], known),
+        "exact_shares_graded": shares(exact["fields"], data["group"], ~known),
     }
-    known["ok"] = bool(
-        known["copies_found_by_exact"] == 1
-        and all(abs(s - known["copy_fraction"]) <= 0.02 for s in known["exact_shares"].values())
+    answer["ok"] = bool(
+        answer["copies_found_by_exact"] == 1
+        and all(abs(s - answer["copy_fraction"]) <= 0.02 for s in answer["exact_shares"].values())
     )
-    row = {"n_train": n_train, "known_answer": known}
-    row["exact"] = {k: exact[k] for k in ("build_s", "search_s", "recompute_s")}
+    row = {"n_train": n_train, "known_answer": answer, "exact": {k: exact[k] for k in ("build_s", "rows")}}
     for kind in ("ivf", "hnsw"):
-        row[kind] = approx_arm(kind, data, exact)
+        row[kind] = arm(kind, train, test[kind], data, exact)
+        row[kind]["build_over_exact"] = row[kind]["build_s"] / exact["build_s"]
+        for r in row[kind]["rows"]:
+            r["search_over_exact"] = r["search_s"] / exact["rows"][0]["search_s"]
     if a.thread_check:
-        row["ivf_thread_check"] = thread_check(data)
+        row["ivf_thread_check"] = thread_check(train, data["samples"][known])
         a.thread_check = False
     row["wall_s"] = time.perf_counter() - t0
     return row
 
 
 def table(rows: list[dict]) -> str:
-    head = "| N | index | setting | build / exact | search / exact | recall@1 | recall@2 | recall@50 | test recall@1 |"
-    head += " share error paper / train_only / relative |"
-    out = [head, "|" + " --- |" * 10]
+    """Markdown: per size and setting, time ratios to the exact arm, recalls and share errors of both sample sets."""
+    head = ["N", "index", "setting", "build / exact", "search / exact"]
+    head += [f"{s} {m}" for s in SETS for m in ("recall@1", "recall@2", "test recall@1", "max share error")]
+    out = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for r in rows:
         e = r["exact"]
-        out.append(
-            f"| {r['n_train']} | exact flat | - | 1 ({e['build_s']:.2f} s) | 1 ({e['search_s']:.2f} s) | 1 | 1 | 1 | 1 | 0 |"
-        )
+        cells = [r["n_train"], "exact flat", "-", f"1 ({e['build_s']:.2f} s)", f"1 ({e['rows'][0]['search_s']:.2f} s)"]
+        out.append("| " + " | ".join(map(str, cells + ["1", "1", "1", "0"] * len(SETS))) + " |")
         for kind in ("ivf", "hnsw"):
-            arm = r[kind]
-            for s in arm["rows"]:
+            for s in r[kind]["rows"]:
                 key = "nprobe" if kind == "ivf" else "efSearch"
-                err = " / ".join(f"{s['share_error'][c]:.4f}" for c in names())
-                out.append(
-                    f"| {r['n_train']} | {kind} | {key} {s[key]} | {arm['build_over_exact']:.1f} | "
-                    f"{s['search_over_exact']:.2f} | {s['recall_at_1']:.4f} | {s['recall_at_2']:.4f} | "
-                    f"{s['recall_at_50']:.4f} | {s['recall_test_at_1']:.4f} | {err} |"
-                )
+                cells = [r["n_train"], kind, f"{key} {s[key]}", f"{r[kind]['build_over_exact']:.1f}"]
+                cells.append(f"{s['search_over_exact']:.2f}")
+                for name in SETS:
+                    m = s[name]
+                    cells += [f"{m['recall_at_1']:.4f}", f"{m['recall_at_2']:.4f}", f"{m['recall_test_at_1']:.4f}"]
+                    cells.append(f"{max(m['share_error'].values()):.4f}")
+                out.append("| " + " | ".join(map(str, cells)) + " |")
     return "\n".join(out)
 
 
@@ -238,12 +270,13 @@ def main() -> None:
     p.add_argument("--dim", type=int, default=3072)
     p.add_argument("--rank", type=int, default=32, help="latent dimension of the data")
     p.add_argument("--n-test", type=int, default=10000)
-    p.add_argument("--samples", type=int, default=2000)
+    p.add_argument("--samples", type=int, default=2000, help="known-answer samples (half copies, half fresh)")
+    p.add_argument("--graded", type=int, default=1000, help="copies at graded noise (ratios across the thresholds)")
     p.add_argument("--quick", action="store_true", help="tiny sizes, to prove the benchmark runs (CI)")
     p.add_argument("--out", default="outputs/bench")
     a = p.parse_args()
     if a.quick:
-        a.sizes, a.dim, a.n_test, a.samples = [600], 64, 300, 100
+        a.sizes, a.dim, a.n_test, a.samples, a.graded = [600], 64, 300, 100, 50
     a.thread_check = True
     import faiss
 
@@ -260,12 +293,17 @@ def main() -> None:
             "numpy": np.__version__,
             "load_average_at_start": os.getloadavg(),
         },
-        "sizes": {"dim": a.dim, "rank": a.rank, "n_test": a.n_test, "samples": a.samples, "k": K},
+        "sizes": vars(a) | {"k": K},
         "thresholds": THRESHOLDS,
         "rows": [],
     }
+    family = Family(a.dim, a.rank)
+    test_points = family.draw(a.n_test)
+    test, report["test_index_build_s"] = {}, {}
+    for kind in ("exact", "ivf", "hnsw"):  # the test points are the same at every size: indexed once
+        report["test_index_build_s"][kind], test[kind] = _timed(lambda k=kind: build(k, test_points))
     for n in a.sizes:
-        report["rows"].append(measure(n, a))
+        report["rows"].append(measure(n, family, test, a))
         r = report["rows"][-1]
         print(f"N = {n}: {r['wall_s']:.0f} s, known answer {'ok' if r['known_answer']['ok'] else 'WRONG'}", flush=True)
     report["machine"]["load_average_at_end"] = os.getloadavg()

@@ -53,7 +53,7 @@ HNSW_DEFAULTS = {"M": 32, "efConstruction": 40, "efSearch": 64}
 # Queries handed to FAISS at a time (their float32 copy: 50 MB at d = 3072), and the bound on one
 # (queries x k x d) float64 block of the distance recomputation.
 QUERY_CHUNK = 4096
-RECOMPUTE_BYTES = 64 * 2**20
+RECOMPUTE_BYTES = 4 * 2**20  # blocks that stay in cache: about 2x faster than 64 MB ones (measured, 3072-D)
 
 
 def default_nlist(n_points: int) -> int:
