@@ -37,10 +37,13 @@ FLAGS = {
     "neighbors": "--neighbors",
     "samples": "--samples",
     "overwrite": "--overwrite",
+    "store_samples": "--store-samples",
+    "search_memory": "--search-memory",
+    "device": "--device",
 }
 # the stored config's keys (in "stored vs given" of a folder that holds another run) -> the flags that set them
 CONFIG_FLAGS = {
-    **{k: v for k, v in FLAGS.items() if k in ("model", "dataset", "neighbors", "null")},
+    **{k: v for k, v in FLAGS.items() if k in ("model", "dataset", "neighbors", "null", "store_samples")},
     "name": "--out",
     "group_names": "--labels",
     "group_counts": "--groups",
@@ -94,7 +97,20 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--dataset", default="custom", help="the data's name (a memnb dataset's name gives image views)")
     p.add_argument("--neighbors", default="auto", help="kdtree | faiss | torch | auto")
     p.add_argument("--overwrite", action="store_true", help="observe epochs already stored again")
+    p.add_argument(
+        "--store-samples",
+        default="all",
+        help="samples kept per epoch: all (float16) | none | k (a fixed subsample of k; distances kept for all)",
+    )
+    p.add_argument("--search-memory", type=int, default=None, help="bytes: bound on one search chunk's memory")
+    p.add_argument("--device", default="auto", help="where the torch search runs: cpu | cuda | auto")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p.parse_args(argv)
+
+
+def _store_samples(value: str):
+    """--store-samples as memnb.Monitor takes it: "all", "none" or a number (checked by the Monitor)."""
+    return int(value) if re.fullmatch(r"[+-]?\d+", value.strip()) else value
 
 
 def main(argv=None) -> int:
@@ -125,6 +141,10 @@ def main(argv=None) -> int:
             model=a.model,
             dataset=a.dataset,
             neighbors=a.neighbors,
+            store_samples=_store_samples(a.store_samples),
+            device=a.device,
+            progress=not a.no_progress,
+            **({} if a.search_memory is None else {"search_memory": a.search_memory}),
         )
         for f, e in zip(files, epochs):
             current = f

@@ -40,6 +40,7 @@ from ..core.run_config import RunConfig
 from ..core.vocabulary import GROUP_LABELS, GROUPS, OUTLIER, VALUES
 from ..experiment.replay import context_of, first_stop, replay  # noqa: F401 (re-exported for the study's users)
 from ..experiment.runner import run_experiment
+from ..experiment.samples import stored_samples
 from ..experiment.tabulate import summarize, summary_at, summary_shape
 from .inference import bootstrap_ci
 from .quality import energy_distance
@@ -209,8 +210,9 @@ def quality_by_epoch(results, seed: int = 0) -> pd.DataFrame:
         )
         ref = energy_distance(fresh, test[r])
         for e in results.evaluated_epochs:
-            samples = results.epoch_arrays(e)["samples"][r].astype(np.float64)
-            rows.append({"repeat": r, "epoch": e, "energy": energy_distance(samples, test[r]), "energy_reference": ref})
+            samples = stored_samples(results, e).points[r]  # the stored samples (a subsample, or none: NaN)
+            energy = energy_distance(samples, test[r]) if len(samples) else float("nan")
+            rows.append({"repeat": r, "epoch": e, "energy": energy, "energy_reference": ref})
     return pd.DataFrame(rows)
 
 

@@ -13,16 +13,30 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import numbers
 from dataclasses import dataclass, fields
 from typing import Any
 
 from .config import THRESHOLD_GRID
 from .registry import CRITERIA
 from .run_config import KINDS, NULLS
+from .validate import fail
 
 KIND = "monitor"  # the "kind" key of a monitored run's config.json
 NULL_KINDS = ("none", "fixed", "per_epoch")  # no null set; the same held-out points every epoch; fresh per epoch
 assert set(NULL_KINDS) == set(NULLS) and KIND in KINDS
+STORE_SAMPLES = ("all", "none")  # or a positive number k: a fixed subsample of k sample slots per epoch
+# Fields added after monitored runs were first stored, and their defaults (left out of config.json at them).
+LATER_FIELDS = {"store_samples": "all", "features": None, "feature_dim": None, "features_sha256": None}
+
+
+def check_store_samples(value) -> str | int:
+    """`value` of ``store_samples`` checked: "all", "none" or a positive integer k (a fixed subsample)."""
+    if isinstance(value, str) and value in STORE_SAMPLES:
+        return value
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1:
+        return int(value)
+    fail("store_samples", value, "all | none | a positive number of sample slots kept per epoch")
 
 
 @dataclass(frozen=True)
@@ -33,7 +47,12 @@ class MonitorConfig:
     group_counts: training points per label (of repeat 0); null: which null baseline the run has (NULL_KINDS);
     n_null_points: its size (0 without one); data_sha256: of the training points, groups, test and fixed null
     points, as stored in data.npz; thresholds: the grid the table is tabulated at (plus the own thresholds);
-    observed: the evaluated epochs (not stored: read from the epoch files).
+    store_samples: which samples each epoch file keeps (STORE_SAMPLES: "all", "none" or a number k of fixed
+    slots; memnb.experiment.samples); features: the name of the embedding the points are searched in (None: the
+    points themselves), feature_dim its dimension and features_sha256 the SHA-256 of the training points'
+    features (an embedding changed between sessions is refused); observed: the evaluated epochs (not stored:
+    read from the epoch files). The fields added after the first release (store_samples, features...) are left out
+    of ``config.json`` at their defaults, so a run stored before them keeps its fingerprint.
     """
 
     name: str
@@ -55,6 +74,10 @@ class MonitorConfig:
     neighbors: str = "kdtree"
     thresholds: tuple[float, ...] = THRESHOLD_GRID
     image_shape: tuple[int, ...] | None = None
+    store_samples: str | int = "all"
+    features: str | None = None
+    feature_dim: int | None = None
+    features_sha256: str | None = None
     observed: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
@@ -64,6 +87,7 @@ class MonitorConfig:
         object.__setattr__(self, "thresholds", tuple(float(k) for k in self.thresholds))
         if self.image_shape is not None:
             object.__setattr__(self, "image_shape", tuple(int(s) for s in self.image_shape))
+        object.__setattr__(self, "store_samples", check_store_samples(self.store_samples))
         if self.null not in NULL_KINDS:
             raise ValueError(f"MonitorConfig null = {self.null!r} is invalid; allowed: {' | '.join(NULL_KINDS)}")
 
@@ -124,6 +148,9 @@ class MonitorConfig:
         d["thresholds"] = list(self.thresholds)
         if self.image_shape is not None:
             d["image_shape"] = list(self.image_shape)
+        for name, default in LATER_FIELDS.items():  # at their defaults: absent, as in the runs stored before them
+            if d[name] == default:
+                d.pop(name)
         return {"kind": KIND, **d}
 
     @classmethod

@@ -31,7 +31,6 @@ and rebuilds data.npz, the tables and the manifest.
 
 from __future__ import annotations
 
-import numbers
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -43,17 +42,20 @@ import pandas as pd
 from .._version import __version__
 from ..core.monitor_config import MonitorConfig
 from ..core.storage import CorruptRunError, check_record, write_parquet
-from ..core.validate import check_bool, fail
-from .checks import SAMPLE_LIMIT
+from ..core.validate import check_bool, check_int, fail
+from .monitor_features import Embedding
 from .monitor_inputs import (
-    as_numpy,
+    MAX_EPOCH,
     check_arguments,
+    check_epoch,
+    check_loss,
+    check_observation,
     config_from_files,
-    describe,
     points,
 )
-from .monitor_search import Searches, progress_bar
+from .monitor_search import SEARCH_MEMORY, Searches, progress_bar
 from .results import TABLE_KEYS, Results
+from .samples import chosen_slots, keep_samples
 from .store import (
     Manifest,
     read_config,
@@ -76,9 +78,6 @@ from .tabulate import at_own_thresholds, data_copying, summarize, summary_rows
 
 __all__ = ["Monitor", "MAX_EPOCH"]
 
-MAX_EPOCH = 10**12
-PROGRESS_AFTER_S = 3.0  # an observation shows a progress bar once it has taken this long  # epochs (or steps) are counted in int64 inside the epoch file
-
 
 class Monitor:
     """Per-epoch memorization of any model's samples, stored as a memnb run (see the module docstring).
@@ -91,7 +90,12 @@ class Monitor:
     views its image shape; else pass `image_shape`); neighbors: kdtree | faiss | torch | auto (k-d tree for
     d <= 3, FAISS above); repeats: R when `train` is one (N, d) set shared by R seeds (default: read from the
     first samples); verify: on reopening, read every stored epoch file in full (a damaged one is set aside),
-    not only the arrays the tables need; progress: a progress bar for an observation that takes over a few seconds.
+    not only the arrays the tables need; progress: a progress bar for an observation that takes over a few seconds;
+    store_samples: "all" (float16), "none", or k (a fixed subsample of k slots per epoch; memnb.experiment.samples);
+    features: a callable mapping (n, d) points to (n, f) features, the space every point is compared in
+    (memnb.experiment.monitor_features), named `features_name` in the config; device: where the torch search runs
+    (neighbors="torch"; "auto": the GPU when there is one); search_memory: bytes, the bound on one chunk of the
+    search's working memory (at least 1 MiB).
     """
 
     def __init__(
@@ -113,6 +117,11 @@ class Monitor:
         repeats: int | None = None,
         verify: bool = False,
         progress: bool = True,
+        store_samples: str | int = "all",
+        features=None,
+        features_name: str | None = None,
+        device: str = "auto",
+        search_memory: int = SEARCH_MEMORY,
     ):
         given = check_arguments(
             train,
@@ -136,7 +145,13 @@ class Monitor:
             given.test,
             given.null_points,
         )
-        self._template = given.template
+        self._embedding = Embedding(features, features_name)
+        # the points as searched: themselves, or their features (computed once per Monitor)
+        self._train_f = self._embedding.of_training(self._train)
+        self._template = {**given.template, "store_samples": store_samples, **self._embedding.config_fields()}
+        MonitorConfig(n_repeats=1, n_generate_points=1, **self._template)  # store_samples checked before any work
+        self.device = device
+        self.search_memory = check_int("search_memory", search_memory, 2**20)
         self.root = runs_root(root)
         self.path = self.root / given.name
         name = given.name
@@ -219,13 +234,16 @@ class Monitor:
             set_aside(self.path, MANIFEST)
             manifest = Manifest(present=False)
         given = self._data_arrays()
-        try:
-            data = read_data(self.path)
-            same = set(given) <= set(data) and all(np.array_equal(data[k], v) for k, v in given.items())
-        except CorruptRunError:
-            same = False
-        if same and DATA in manifest.files and check_record(self.path / DATA, manifest.files[DATA]) is not None:
-            same = False  # a changed byte that the zip's CRC-32 does not cover (a header): the checksum does
+        if DATA in manifest.files and (self.path / DATA).exists():
+            # the config's data_sha256 is the given data's (checked by _reopen); the file's checksum is the record's:
+            # data.npz need not be read back (600 MB for a CIFAR-sized set)
+            same = check_record(self.path / DATA, manifest.files[DATA]) is None
+        else:
+            try:
+                data = read_data(self.path)
+                same = set(given) <= set(data) and all(np.array_equal(data[k], v) for k, v in given.items())
+            except CorruptRunError:
+                same = False
         if not same:
             write_data(self.path, given)
             warnings.warn(f"{self.path / DATA}: written again from the given data", stacklevel=3)
@@ -265,8 +283,11 @@ class Monitor:
         return {"train_points": self._train, "groups": self._codes, "test_points": self._test, **null}
 
     def _set_up_search(self) -> None:
-        self._searches = Searches(self._train, self._test, self._codes, self.config)
+        emb = self._embedding
+        self._searches = Searches(self._train_f, emb.of(self._test, "test"), self._codes, self.config, self.device,
+                                  self.search_memory)  # fmt: skip
         self._fixed_null: dict | None = None  # the fixed null's neighbours, once searched
+        self._slots = chosen_slots(self.config.store_samples, self.config.n_generate_points, self.config.data_sha256)
 
     def _consolidate(self) -> None:
         """table.parquet, zu.parquet, loss.parquet and the manifest, from the stored epoch files (the caller holds
@@ -312,46 +333,21 @@ class Monitor:
         a number or (R,) (committed with the epoch). Returns, per criterion at its own threshold and group, the
         memorized and copied shares and their null levels, means over repeats.
         """
-        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or not 0 <= epoch <= MAX_EPOCH:
-            fail("epoch", epoch, f"an integer 0..{MAX_EPOCH} (training epochs, or steps, completed)")
-        epoch, overwrite = int(epoch), check_bool("overwrite", overwrite)
-        loss_values = None
-        if loss is not None:
-            raw = as_numpy(loss, "loss")
-            if raw.dtype.kind not in "biuf" or raw.dtype.kind == "b":
-                fail("loss", loss, "a finite number or one finite number per repeat")
-            loss_values = np.asarray(raw, np.float64).reshape(-1)
+        epoch, overwrite = check_epoch(epoch), check_bool("overwrite", overwrite)
+        loss_values = check_loss(loss)
         if self.config is not None and epoch_file(self.path, epoch).exists() and not overwrite:
             stored = self._stored_summary(epoch)
             if stored is not None:
                 return stored
         if callable(samples):
             samples = samples()
-        x = points(samples, "samples", self.dim)
-        R = self.n_repeats if self.n_repeats is not None else x.shape[0]
-        if x.shape[0] != R:
-            fail("samples", describe(x), f"(n, d) or ({R}, n, d): {R} repeat(s), as the run's data")
-        n = x.shape[1]
-        if self.config is not None and n != self.config.n_generate_points:
-            fail("samples", describe(x), f"{self.config.n_generate_points} samples per repeat (the first epoch's n)")
-        magnitude = float(np.abs(x).max())
-        if magnitude > SAMPLE_LIMIT:
-            fail("samples", f"values up to {magnitude:g}", f"|x| <= {SAMPLE_LIMIT:g} (stored as float16): rescale")
         null = None
         if self.null_fn is not None:
             null = points(self.null_fn(epoch), "null(epoch)", self.dim)
-            if null.shape[0] not in (1, R):
-                fail("null(epoch)", describe(null), f"(n0, d) or ({R}, n0, d) points")
-            null = np.broadcast_to(null, (R, *null.shape[1:]))
-            if self.config is not None and self.config.n_null_points and null.shape[1] != self.config.n_null_points:
-                fail("null(epoch)", describe(null), f"{self.config.n_null_points} points per repeat, as before")
         elif self._null_points is not None:
-            null = np.broadcast_to(self._null_points, (R, *self._null_points.shape[1:]))
-        if loss_values is not None and (loss_values.size not in (1, R) or not np.all(np.isfinite(loss_values))):
-            fail("loss", loss, f"a finite number or {R} finite numbers (one per repeat)")
-        # stored as float32 and read as float64, as run_experiment stores its loss history
-        loss_row = np.full(R, np.nan) if loss_values is None else np.broadcast_to(loss_values, (R,))
-        loss_row = loss_row.astype(np.float32).astype(np.float64)
+            null = self._null_points
+        x, null, loss_row = check_observation(samples, null, loss_values, loss, self.dim, self.n_repeats, self.config)
+        R, n = x.shape[:2]
         # everything checked: from here on the run is written, one process at a time
         with run_lock(self.root, self.path.name):
             t0 = time.perf_counter()
@@ -363,15 +359,17 @@ class Monitor:
             if self._searches is None:
                 self._set_up_search()
             fresh = null is not None and (self.null_fn is not None or self._fixed_null is None)
-            sr, bar = (
-                self._searches,
-                progress_bar(epoch, x.size // x.shape[2] + (null.size // null.shape[2] if fresh else 0), self.progress),
-            )
-            arrays = {"samples": x.astype(np.float16), **sr.search(x, bar=bar)}
+            sr, emb = self._searches, self._embedding
+            bar = progress_bar(epoch, R * n + (null.shape[0] * null.shape[1] if fresh else 0), self.progress)
+            query = sr.on_device(samples) if emb.fn is None else None  # a GPU tensor is searched where it lies
+            query = emb.of(x, "samples") if query is None else query
+            arrays = {**keep_samples(x, self._slots), **sr.search(query, bar=bar)}
             if null is not None:
                 if self.null_fn is None:  # a fixed null: the same points every epoch, searched once per Monitor
-                    self._fixed_null = self._fixed_null or sr.search(null, "null_", bar)
-                arrays.update(self._fixed_null if self.null_fn is None else sr.search(null, "null_", bar))
+                    self._fixed_null = self._fixed_null or sr.search(emb.of(null, "null"), "null_", bar)
+                arrays.update(
+                    self._fixed_null if self.null_fn is None else sr.search(emb.of(null, "null"), "null_", bar)
+                )
             bar.close()
             arrays["summary"] = summarize(arrays, sr.groups, sr.locations, sr.thresholds, self.labels)
             arrays["zu"], arrays["zu_n"] = data_copying(arrays, sr.test_d, sr.test_group, sr.groups, self.labels)

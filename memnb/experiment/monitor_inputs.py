@@ -29,7 +29,12 @@ __all__ = [
     "threshold_grid",
     "data_sha256",
     "describe",
+    "check_observation",
+    "check_epoch",
+    "MAX_EPOCH",
 ]
+
+MAX_EPOCH = 10**12  # epochs (or steps) are counted in int64 inside the epoch file
 
 _DEFAULTS = {f: ExperimentConfig.__dataclass_fields__[f].default for f in ("ratio", "train_ratio", "relative_alpha")}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
@@ -68,11 +73,13 @@ def points(x: Any, name: str, dim: int | None = None) -> np.ndarray:
         )
     if dim is not None and a.shape[2] != dim:
         fail(f"{name}'s dimension", a.shape[2], f"{dim}, the training points' d")
-    bad = ~np.isfinite(a)
-    if bad.any():
-        r, i, j = (int(v[0]) for v in np.nonzero(bad))
+    # the extremes first (no array-sized temporaries: a CIFAR-sized set is 600 MB); a NaN or inf makes them so
+    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        r, i, j = next((r, *(int(v[0]) for v in np.nonzero(~np.isfinite(a[r])))) for r in range(len(a))
+                       if not np.isfinite(a[r]).all())  # fmt: skip
         fail(name, describe(a), f"finite numbers (repeat {r}, point {i}, coordinate {j} is {a[r, i, j]})")
-    big = float(np.abs(a).max()) if a.size else 0.0
+    big = max(-lo, hi)
     if big > POINT_LIMIT:  # squared distances of such points overflow the search's float32 (FAISS) to inf
         fail(name, f"values up to {big:g}", f"|x| <= {POINT_LIMIT:g} (squared distances must stay finite): rescale")
     # float32 stays float32 (a large image set need not double in data.npz); anything else is float64. The search
@@ -153,7 +160,7 @@ def data_sha256(*arrays: np.ndarray) -> str:
     for a in arrays:
         a = np.ascontiguousarray(a)
         h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(a.tobytes())
+        h.update(memoryview(a.reshape(-1)).cast("B"))  # the buffer itself: no bytes copy of a large array
     return h.hexdigest()
 
 
@@ -254,11 +261,53 @@ def config_from_files(path, template: dict, given: dict, per_epoch_null: bool):
         data = read_data(path)
         if set(given) - set(data) or not all(np.array_equal(data[k], v) for k, v in given.items()):
             return None
-        arrays = read_epoch(path, stored_epochs(path)[0], keys=("samples", "null_d1"))
+        arrays = read_epoch(path, stored_epochs(path)[0], keys=("d1", "null_d1"))
     except (CorruptRunError, IndexError):
         return None
-    R, n = arrays["samples"].shape[:2]
+    R, n = arrays["d1"].shape[:2]  # d1: every sample's, whatever store_samples kept
     fields = dict(template)
     if per_epoch_null and "null_d1" in arrays:
         fields["n_null_points"] = arrays["null_d1"].shape[1]
     return MonitorConfig(n_repeats=R, n_generate_points=n, **fields)
+
+
+def check_epoch(epoch) -> int:
+    if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or not 0 <= epoch <= MAX_EPOCH:
+        fail("epoch", epoch, f"an integer 0..{MAX_EPOCH} (training epochs, or steps, completed)")
+    return int(epoch)
+
+
+def check_loss(loss) -> np.ndarray | None:
+    """(k,) float64 losses of `loss` (a number or one per repeat), None when not given."""
+    if loss is None:
+        return None
+    raw = as_numpy(loss, "loss")
+    if raw.dtype.kind not in "biuf" or raw.dtype.kind == "b":
+        fail("loss", loss, "a finite number or one finite number per repeat")
+    return np.asarray(raw, np.float64).reshape(-1)
+
+
+def check_observation(samples, null, loss_values, loss, dim: int, n_repeats: int | None, config):
+    """One observation's arrays checked before anything is written: samples (R, n, d), null (R, n0, d) or None,
+    and the (R,) loss row (NaN where none was given; rounded through float32, as run_experiment stores it)."""
+    from .checks import SAMPLE_LIMIT
+
+    x = points(samples, "samples", dim)
+    R = n_repeats if n_repeats is not None else x.shape[0]
+    if x.shape[0] != R:
+        fail("samples", describe(x), f"(n, d) or ({R}, n, d): {R} repeat(s), as the run's data")
+    if config is not None and x.shape[1] != config.n_generate_points:
+        fail("samples", describe(x), f"{config.n_generate_points} samples per repeat (the first epoch's n)")
+    magnitude = max(-float(x.min()), float(x.max()))
+    if magnitude > SAMPLE_LIMIT:
+        fail("samples", f"values up to {magnitude:g}", f"|x| <= {SAMPLE_LIMIT:g} (stored as float16): rescale")
+    if null is not None:
+        if null.shape[0] not in (1, R):
+            fail("null(epoch)", describe(null), f"(n0, d) or ({R}, n0, d) points")
+        null = np.broadcast_to(null, (R, *null.shape[1:]))
+        if config is not None and config.n_null_points and null.shape[1] != config.n_null_points:
+            fail("null(epoch)", describe(null), f"{config.n_null_points} points per repeat, as before")
+    if loss_values is not None and (loss_values.size not in (1, R) or not np.all(np.isfinite(loss_values))):
+        fail("loss", loss, f"a finite number or {R} finite numbers (one per repeat)")
+    loss_row = np.full(R, np.nan) if loss_values is None else np.broadcast_to(loss_values, (R,))
+    return x, null, loss_row.astype(np.float32).astype(np.float64)

@@ -122,6 +122,12 @@ def _floats(a) -> np.ndarray:
     return a if a.dtype in (np.float32, np.float64) else a.astype(np.float64)
 
 
+def _writable(a: np.ndarray) -> np.ndarray:
+    """`a` contiguous and writable (torch refuses to share a read-only buffer, such as a broadcast view)."""
+    a = np.ascontiguousarray(a)
+    return a if a.flags.writeable else a.copy()
+
+
 # -- backends ---------------------------------------------------------------------------------------
 def _torch_device(device):
     import torch
@@ -143,7 +149,7 @@ class _TorchIndex:
         if isinstance(data, torch.Tensor):
             self.points = data.detach().to(self.device)
         else:
-            self.points = torch.as_tensor(np.ascontiguousarray(data), device=self.device)
+            self.points = torch.as_tensor(_writable(data), device=self.device)
         if self.points.dtype not in (torch.float32, torch.float64):
             self.points = self.points.to(torch.float64)
         self.sq_norms = self.points.square().sum(dim=1)
@@ -161,7 +167,7 @@ class _TorchIndex:
         if isinstance(queries, torch.Tensor):
             q_all = queries.detach().to(self.device, self.points.dtype)
         else:
-            q_all = torch.as_tensor(np.ascontiguousarray(queries), device=self.device).to(self.points.dtype)
+            q_all = torch.as_tensor(_writable(queries), device=self.device).to(self.points.dtype)
         n_points = len(self.points)
         spare = min(n_points, k + TORCH_SPARE)
         dist = np.empty((len(q_all), k), np.float64)

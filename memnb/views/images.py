@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 from ..core.registry import CRITERIA, DATASETS
 from ..core.vocabulary import group_name
 from ..data.injection import watermark_mask  # noqa: F401 (the digits notebook checks the pattern with it)
+from ..experiment.samples import missing_note, stored_samples
 from ..metric.criteria import is_memorized, ratio_from
 from ..metric.neighbors import NEIGHBOUR_FIELDS
 
@@ -86,7 +87,9 @@ def memorized_examples(
     (`default_rng(seed)`): {group: [{"sample", "train", "test" (d,) images, "d1", "d_test", "index"}]}.
 
     A sample belongs to the group of its nearest training point; its nearest test image is found again here
-    (exactly, by brute force over the repeat's test points: only the shown samples).
+    (exactly, by brute force over the repeat's test points: only the shown samples). A run that kept a subsample
+    (store_samples=k) shows memorized samples among those kept; one that kept none gives "sample" and "test"
+    None (the nearest training image, d1 and d_test are still known).
     """
     c = results.config
     k = c.own_threshold(criterion) if threshold is None else float(threshold)
@@ -95,7 +98,10 @@ def memorized_examples(
     memorized = is_memorized(criterion, ratio_from(criterion, nb), k)
     train, test = results.data["train_points"][repeat], results.data["test_points"][repeat]
     groups = results.data["groups"][repeat][nb["index"]]
-    samples = arrays["samples"][repeat].astype(np.float64)
+    stored = stored_samples(results, epoch)
+    row = stored.position()  # -1: a sample the run did not keep (store_samples)
+    if stored.mode == "subsample":
+        memorized &= row >= 0  # show the memorized samples that are stored
     rng = np.random.default_rng(seed)
     out: dict[str, list[dict]] = {}
     for g, name in enumerate(results.labels):
@@ -103,12 +109,13 @@ def memorized_examples(
         chosen = np.sort(rng.choice(hits, size=min(per_group, len(hits)), replace=False)) if len(hits) else hits
         rows = []
         for i in chosen:
-            j = int(np.argmin(((test - samples[i]) ** 2).sum(axis=1)))
+            sample = stored.points[repeat][row[i]] if row[i] >= 0 else None  # None: not stored
+            j = None if sample is None else int(np.argmin(((test - sample) ** 2).sum(axis=1)))
             rows.append(
                 {
-                    "sample": samples[i],
+                    "sample": sample,
                     "train": train[nb["index"][i]],
-                    "test": test[j],
+                    "test": None if j is None else test[j],
                     "d1": float(nb["d1"][i]),
                     "d_test": float(nb["d_test"][i]),
                     "index": int(i),
@@ -140,7 +147,8 @@ def memorized_grid(
     for gi, name in enumerate(labels):
         for ei, ex in enumerate(examples[name]):
             for ci, key in enumerate(("sample", "train", "test")):
-                tiles[gi, ei * 3 + ci] = ex[key]
+                if ex[key] is not None:  # a sample not stored: a blank tile
+                    tiles[gi, ei * 3 + ci] = ex[key]
             notes.append(
                 dict(
                     x=(ei * 3 + 1) * (w + 1) + (w - 1) / 2,
@@ -152,6 +160,7 @@ def memorized_grid(
             notes.append(dict(x=per_group * 3 * (w + 1) / 2, y=gi * (h + 1) + h / 2, text=f"no memorized {name}"))
     img = mosaic(tiles, shape)
     k = results.config.own_threshold(criterion) if threshold is None else float(threshold)
+    missing = missing_note(stored_samples(results, epoch))
     fig = go.Figure(_heatmap(img))
     for n in notes:
         fig.add_annotation(x=n["x"], y=n["y"], text=n["text"], showarrow=False, yanchor="top", font=dict(size=9))
@@ -175,7 +184,8 @@ def memorized_grid(
     fig.update_layout(
         title=_title(
             f"Memorized samples at epoch {epoch}, repeat {repeat}",
-            f"{CRITERIA.get(criterion).text(k)}; each triple: sample | nearest training image | nearest test image",
+            f"{CRITERIA.get(criterion).text(k)}; each triple: sample | nearest training image | nearest test image"
+            + (f"; {missing}" if missing else ""),
         ),
         template="plotly_white",
         width=width,
@@ -193,9 +203,19 @@ def samples_over_epochs(results, epochs=None, n: int = 10, repeat: int = 0, seed
     epochs = evaluated if epochs is None else list(epochs)
     if len(epochs) > 12:  # at most 12 rows: evenly spaced, first and last included
         epochs = [epochs[i] for i in np.unique(np.linspace(0, len(epochs) - 1, 12).round().astype(int))]
-    n_samples = results.config.n_generate_points
-    slots = np.sort(np.random.default_rng(seed).choice(n_samples, size=min(n, n_samples), replace=False))
-    tiles = np.stack([results.epoch_arrays(e)["samples"][repeat][slots].astype(np.float64) for e in epochs])
+    first = stored_samples(results, epochs[0])
+    kept = first.slots  # every slot, a fixed subsample of them, or none (store_samples)
+    slots = np.sort(np.random.default_rng(seed).choice(kept, size=min(n, len(kept)), replace=False))
+    if not len(slots):
+        fig = go.Figure()
+        fig.add_annotation(text=missing_note(first), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+        fig.update_layout(title=_title("Samples over training", missing_note(first)), template="plotly_white")
+        return fig
+    tiles = []
+    for e in epochs:
+        s = stored_samples(results, e)
+        tiles.append(s.points[repeat][s.position()[slots]])
+    tiles = np.stack(tiles)
     fig = go.Figure(_heatmap(mosaic(tiles, shape)))
     fig.update_yaxes(
         autorange="reversed",
