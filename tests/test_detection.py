@@ -106,3 +106,14 @@ def test_first_flagged_points_match_a_loop_over_the_point_frame(run):
         assert epochs[np.argmax(flags[:, r, i])] == e
     agree = point_agreement(run, "pia", q=0.1).set_index("group")
     assert agree.loc["all", "flagged"] == len(first) and agree.loc["all", "n_points"] == 2 * run.config.n_train
+
+
+def test_the_views_draw_every_detector_and_group_with_its_null(run):
+    from memnb.analysis.detection import exact_signals
+    from memnb.views.detection import plot_detector_curves, plot_trajectories
+
+    fig = plot_detector_curves(run.detector_scores(q=0.1), exact_signals(run))
+    assert len(fig.data) == (3 + 1) * 3 * 2  # detectors + exact test, x groups, x (curve, null)
+    assert [a.text for a in fig.layout.annotations] == ["sima", "pia", "loss", "exact test (share copied)"]
+    traj = plot_trajectories(run.detector_scores(per="point"), "sima", n_per_group=2)
+    assert len(traj.data) == 3 * (2 + 1)
