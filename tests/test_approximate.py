@@ -208,3 +208,15 @@ def test_bad_arrays_and_k_fail_naming_them(points):
         with pytest.raises(ValueError, match="allowed") as e:
             index.search(q, k)
         assert named in str(e.value)
+
+
+def test_set_search_changes_the_setting_without_rebuilding(points):
+    train, _, queries = points
+    index = ApproximateIndex(train, "ivf", nprobe=2)
+    index.set_search(nprobe=default_nlist(U))
+    np.testing.assert_array_equal(index.search(queries, K)[1], brute_force(queries, train, K)[1])
+    for kwargs, named in (({"nprobe": 0}, "nprobe = 0"), ({"efSearch": 10}, "ivf search parameter efSearch = 10")):
+        with pytest.raises(ValueError, match="allowed") as e:
+            index.set_search(**kwargs)
+        assert named in str(e.value)
+    assert index.params["nprobe"] == default_nlist(U)
