@@ -61,7 +61,7 @@ def test_the_stored_scores_are_the_final_model_scoring_the_points_again(run):
     ens.load_state_dict(read_checkpoint(run.path / CHECKPOINT, map_location="cpu")["ensemble"])
     with torch.no_grad():
         again = score_points(ens.model, ens.schedule.alphas_cumprod.numpy(), data.train_points, data.test_points,
-                             data.groups, data.test_groups, c.detectors, c.seed)  # fmt: skip
+                             data.groups, data.test_groups, c.detectors, c.seed, batched=True)  # fmt: skip
     stored = run.epoch_arrays(c.epochs)
     np.testing.assert_allclose(stored["detector_train"], again["detector_train"], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(stored["detector_held"], again["detector_held"], rtol=1e-4, atol=1e-6)

@@ -66,7 +66,7 @@ class RepeatData:
         c = self.config
         out = score_points(
             model, alphas_cumprod, self.train_points, self.test_points, self.groups, self.test_groups,
-            c.detectors, c.seed, n_groups=len(c.group_names), repeats=self.repeats, device=device,
+            c.detectors, c.seed, n_groups=len(c.group_names), repeats=self.repeats, device=device, batched=True,
         )  # fmt: skip
         return {k: out[k] for k in (*STORED, "detector_seconds")}
 

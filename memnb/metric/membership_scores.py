@@ -36,12 +36,14 @@ def fixed_noise(seed: int, repeat: int, k: int, n_train: int, n_held: int, d: in
     )
 
 
-def _as_members(eps, R: int) -> Callable:
-    """One callable on (R, n, d): `eps` itself (R > 1: member axis first, as memnb's ensembles), a single model's
-    (n, d) callable (R = 1), or a sequence of R such callables, one per repeat."""
-    if callable(eps) and R > 1:
+def _as_members(eps, R: int, batched: bool) -> Callable:
+    """One callable on (R, n, d): `eps` itself when `batched` (member axis first, as memnb's ensembles), else a
+    single model's (n, d) callable applied to every repeat's points, or a sequence of R of them, one per repeat."""
+    if batched:
+        if not callable(eps):
+            fail("eps", eps, "with batched=True one callable eps(x (R, n, d), t (R, n)) -> (R, n, d)")
         return eps
-    models = [eps] if callable(eps) else list(eps)
+    models = [eps] * R if callable(eps) else list(eps)
     if len(models) != R or not all(callable(m) for m in models):
         fail("eps", eps, f"a callable eps(x, t) -> (n, d), or {R} of them (one per repeat)")
     return lambda x, t: torch.stack([m(x[r], t[r]) for r, m in enumerate(models)])
@@ -74,10 +76,12 @@ def score_points(
     repeats: Sequence[int] | None = None,
     device: str | torch.device = "cpu",
     chunk: int = CHUNK,
+    batched: bool = False,
 ) -> dict[str, np.ndarray]:
     """Scores of every training and held-out point by every detector, and the per-group decision.
 
-    eps: ε̂ callable (see `_as_members`; t an int64 tensor of x's leading shape); alphas_cumprod: (T,) ᾱ_t of the
+    eps: ε̂ callable eps(x (n, d), t (n,) int64) -> (n, d), applied to every repeat's points, or R of them (one
+    per repeat), or with `batched` one callable on (R, n, d) and (R, n) (memnb's ensembles); alphas_cumprod: (T,) ᾱ_t of the
     schedule; train (R, N, d), held_out (R, m, d) numpy or torch; train_groups (R, N), held_groups (R, m) group
     codes 0..G-1 (G = n_groups, default max + 1); detectors: names in DETECTORS; seed: the run's seed (the fixed
     noise of repeat r comes from (seed, repeats[r])); q: the null's rate (memnb.metric.membership_null);
@@ -103,7 +107,7 @@ def score_points(
         fail("groups", (train_groups.shape, held_groups.shape), f"(R, N) = {(R, N)} and (R, m) = {(R, m)}")
     G = int(max(train_groups.max(initial=0), held_groups.max(initial=0)) + 1) if n_groups is None else int(n_groups)
     repeats = list(range(R)) if repeats is None else [int(r) for r in repeats]
-    members = _as_members(eps, R)
+    members = _as_members(eps, R, batched)
     scores_train = np.empty((R, len(names), N), np.float32)
     scores_held = np.empty((R, len(names), m), np.float32)
     seconds = np.zeros(len(names))
