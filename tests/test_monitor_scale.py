@@ -9,7 +9,7 @@ import torch
 
 from memnb import Monitor, Results
 from memnb.analysis import stats, verdict
-from memnb.experiment import monitor as monitor_module
+from memnb.experiment import monitor_recovery
 from memnb.experiment.samples import stored_samples
 from memnb.experiment.store.layout import epoch_file
 from memnb.monitor import main
@@ -117,7 +117,7 @@ def test_a_reopened_monitor_does_not_read_data_npz_back(tmp_path, monkeypatch):
     def no_read(*a, **k):
         raise AssertionError("data.npz read back")
 
-    monkeypatch.setattr(monitor_module, "read_data", no_read)
+    monkeypatch.setattr(monitor_recovery, "read_data", no_read)
     again = Monitor(train, groups, test, root=tmp_path, name="reopen", null=null, image_shape=(8, 8), progress=False)
     again.observe(5, samples(5))
     assert again.results().evaluated_epochs == [0, 5]
@@ -225,3 +225,17 @@ def test_command_line_store_samples_none(tmp_path, capsys):
         main([*args, f"--samples={tmp_path / 's' / 'epoch_*.npy'}", f"--out={tmp_path / 'runs' / 'x'}",
               "--store-samples=few"])  # fmt: skip
     assert "--store-samples" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("backend", ["faiss-ivf", "faiss-hnsw"])
+def test_approximate_search_is_opt_in_and_keeps_the_known_answer(tmp_path, backend):
+    from memnb.core.config_checks import NEIGHBOR_BACKENDS
+    from memnb.metric.neighbors import BACKENDS
+
+    assert set(BACKENDS) == set(NEIGHBOR_BACKENDS)
+    _, exact = observed(tmp_path, "exact", epochs=(0,), neighbors="faiss")
+    _, approx = observed(tmp_path, backend, epochs=(0,), neighbors=backend)
+    assert approx.config.neighbors == backend
+    a, b = (r.table().query("threshold == 1.5") for r in (exact, approx))
+    # at this size (60 training points) both indexes scan nearly everything: the same shares
+    np.testing.assert_allclose(b.memorized.to_numpy(), a.memorized.to_numpy(), atol=0.05)

@@ -16,7 +16,8 @@ from .validate import fail
 from .validate import is_int as _is_int
 from .validate import is_real as _is_real
 
-NEIGHBOR_BACKENDS = ("kdtree", "faiss", "torch")  # "auto" is resolved from the dimension
+# "auto" is resolved from the dimension; faiss-ivf and faiss-hnsw are approximate (memnb.metric.approximate), opt-in
+NEIGHBOR_BACKENDS = ("kdtree", "faiss", "torch", "faiss-ivf", "faiss-hnsw")
 PRECISIONS = ("fp32", "bf16")
 # the sampler of the generated points (memnb.models.sampling): ddpm: ancestral, on all T steps or respaced to
 # sample_steps (Nichol & Dhariwal 2021); ddim: deterministic DDIM (Song et al. 2021, eta = 0) on sample_steps

@@ -32,7 +32,6 @@ and rebuilds data.npz, the tables and the manifest.
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -41,7 +40,7 @@ import pandas as pd
 
 from .._version import __version__
 from ..core.monitor_config import MonitorConfig
-from ..core.storage import CorruptRunError, check_record, write_parquet
+from ..core.storage import CorruptRunError, write_parquet
 from ..core.validate import check_bool, check_int, fail
 from .monitor_features import Embedding
 from .monitor_inputs import (
@@ -50,30 +49,26 @@ from .monitor_inputs import (
     check_epoch,
     check_loss,
     check_observation,
-    config_from_files,
     points,
 )
-from .monitor_search import SEARCH_MEMORY, Searches, progress_bar
+from .monitor_recovery import adopt_leftovers, config_again, recover
+from .monitor_search import PROGRESS_AFTER_S, SEARCH_MEMORY, Searches, progress_bar, say_once
 from .results import TABLE_KEYS, Results
 from .samples import chosen_slots, keep_samples
 from .store import (
     Manifest,
     read_config,
-    read_data,
     read_epoch,
-    read_manifest,
     records,
-    remove_stale,
     run_lock,
     runs_root,
-    set_aside,
     stored_epochs,
     write_config,
     write_data,
     write_epoch,
     write_manifest,
 )
-from .store.layout import CONFIG, DATA, EPOCHS, LOSS, MANIFEST, TABLE, ZU, epoch_file, epoch_name
+from .store.layout import CONFIG, EPOCHS, LOSS, TABLE, ZU, epoch_file
 from .tabulate import at_own_thresholds, data_copying, summarize, summary_rows
 
 __all__ = ["Monitor", "MAX_EPOCH"]
@@ -157,52 +152,22 @@ class Monitor:
         name = given.name
         self.config: MonitorConfig | None = None
         self._searches = None
+        self.setup_s: float | None = None  # seconds of the search's one-time set-up (None: not set up yet)
         self._observe_s = 0.0  # seconds spent observing in this session (added to the manifest's observe_s)
         self.verify, self.progress = check_bool("verify", verify), check_bool("progress", progress)
         with run_lock(self.root, name):
             if (self.path / CONFIG).exists():
                 self._reopen()
             else:
-                self._adopt_leftovers()
+                adopt_leftovers(self)
 
     # -- the run on disk -------------------------------------------------------------------------
-    def _adopt_leftovers(self) -> None:
-        """A folder without config.json: empty, or left by a first observation killed before its config was written
-        (data.npz, temporaries; no epoch): started anew; holding this data's epochs: its config is written again
-        (`config_from_files`). One holding other files is refused."""
-        if not self.path.exists():
-            return
-        remove_stale(self.path)
-        held = sorted(p.name for p in self.path.iterdir() if not p.name.startswith("."))
-        if stored_epochs(self.path) and self._config_again():
-            return self._reopen()
-        if stored_epochs(self.path) or set(held) - {DATA, EPOCHS}:
-            fail(
-                "name",
-                self.path.name,
-                f"a new folder or a monitored run's: {self.path} holds {held[:4]} but no {CONFIG}; move it away or "
-                "pass another name",
-            )
-        if DATA in held:
-            (self.path / DATA).unlink()  # the given arrays, written by a start that a kill ended: written again
-
-    def _config_again(self) -> bool:
-        """Write config.json again from the stored epochs when data.npz holds the given data; whether it was."""
-        config = config_from_files(self.path, self._template, self._data_arrays(), self.null_fn is not None)
-        if config is None:
-            return False
-        if (self.path / CONFIG).exists():
-            set_aside(self.path, CONFIG)
-        write_config(self.path, config)
-        warnings.warn(f"{self.path / CONFIG}: written again from the given data and the stored epochs", stacklevel=4)
-        return True
-
     def _reopen(self) -> None:
         """Check that the stored run is this data's; keep its complete epochs; rebuild what is damaged."""
         try:
             stored = read_config(self.path)
         except CorruptRunError as e:
-            if not self._config_again():
+            if not config_again(self):
                 raise ValueError(f"name = {self.path.name!r}: {e}") from None
             stored = read_config(self.path)
         if stored.kind != "monitor":
@@ -222,48 +187,7 @@ class Monitor:
             )
         self.config = stored
         self.n_repeats = stored.n_repeats
-        self._recover()
-
-    def _recover(self) -> None:
-        """Stale temporaries removed; data.npz written again when it is not the given data; a damaged epoch file set
-        aside; the tables and the manifest written again when damaged or behind the stored epochs."""
-        remove_stale(self.path)
-        try:
-            manifest = read_manifest(self.path)
-        except CorruptRunError:
-            set_aside(self.path, MANIFEST)
-            manifest = Manifest(present=False)
-        given = self._data_arrays()
-        if DATA in manifest.files and (self.path / DATA).exists():
-            # the config's data_sha256 is the given data's (checked by _reopen); the file's checksum is the record's:
-            # data.npz need not be read back (600 MB for a CIFAR-sized set)
-            same = check_record(self.path / DATA, manifest.files[DATA]) is None
-        else:
-            try:
-                data = read_data(self.path)
-                same = set(given) <= set(data) and all(np.array_equal(data[k], v) for k, v in given.items())
-            except CorruptRunError:
-                same = False
-        if not same:
-            write_data(self.path, given)
-            warnings.warn(f"{self.path / DATA}: written again from the given data", stacklevel=3)
-        keys = None if self.verify else TABLE_KEYS
-        for e in stored_epochs(self.path):
-            try:
-                n = read_epoch(self.path, e, keys=keys)["summary"].shape[0]
-                if n != self.n_repeats:
-                    raise CorruptRunError(f"{epoch_file(self.path, e)} holds {n} repeats, the run {self.n_repeats}")
-            except CorruptRunError as err:
-                dest = set_aside(self.path, epoch_name(e))
-                warnings.warn(f"{err}: set aside as {dest}; observe epoch {e} again", stacklevel=3)
-        gone = sorted(set(manifest.get("observed_epochs", [])) - set(stored_epochs(self.path)))
-        if gone:
-            warnings.warn(f"{self.path}: the epoch files of epochs {gone} are gone; observe them again", stacklevel=3)
-        self._observe_s, self._previous_observe_s = 0.0, float(manifest.get("observe_s", 0.0))
-        derived_ok = all(check_record(self.path / n, manifest.files[n]) is None for n in (TABLE, ZU, LOSS, DATA)
-                         if n in manifest.files)  # fmt: skip
-        if not same or not derived_ok or manifest.get("observed_epochs") != stored_epochs(self.path):
-            self._consolidate()
+        recover(self)
 
     def _start(self, n_repeats: int, n_generate: int, n_null: int | None) -> None:
         """The first observation fixes R and n: write config.json (first) and data.npz."""
@@ -283,11 +207,16 @@ class Monitor:
         return {"train_points": self._train, "groups": self._codes, "test_points": self._test, **null}
 
     def _set_up_search(self) -> None:
-        emb = self._embedding
+        """The one-time set-up, once per Monitor: the training points hashed and de-duplicated, the indexes built,
+        the test points' own neighbours searched (Z_U); said in one line when it takes over a few seconds."""
+        t0, emb = time.perf_counter(), self._embedding
         self._searches = Searches(self._train_f, emb.of(self._test, "test"), self._codes, self.config, self.device,
                                   self.search_memory)  # fmt: skip
         self._fixed_null: dict | None = None  # the fixed null's neighbours, once searched
         self._slots = chosen_slots(self.config.store_samples, self.config.n_generate_points, self.config.data_sha256)
+        self.setup_s = time.perf_counter() - t0
+        if self.progress and self.setup_s > PROGRESS_AFTER_S:
+            say_once(self.setup_s, self._searches, self.config)
 
     def _consolidate(self) -> None:
         """table.parquet, zu.parquet, loss.parquet and the manifest, from the stored epoch files (the caller holds

@@ -3,6 +3,8 @@ once per Monitor, and the fixed test-to-train distances of the Z_U test through 
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from ..core.monitor_config import MonitorConfig
@@ -100,3 +102,17 @@ def progress_bar(epoch: int, points: int, enabled: bool):
     from tqdm.auto import tqdm
 
     return tqdm(total=points, desc=f"observe {epoch}", unit="pt", disable=not enabled, delay=PROGRESS_AFTER_S)
+
+
+def say_once(seconds: float, searches: Searches, config: MonitorConfig) -> None:
+    """One line (stderr, through tqdm so that a bar is not broken) naming the one-time set-up and its cost."""
+    from tqdm.auto import tqdm
+
+    n_loc = len(searches.searches[0].locations.points)
+    distinct = len({id(s) for s in searches.searches})
+    tqdm.write(
+        f"memnb.Monitor: search set up once in {seconds:.1f} s ({config.n_train} training points hashed, "
+        f"{n_loc} distinct locations, {config.neighbors} index over them and the {config.n_test_points} test points, "
+        f"x{distinct}); every observation of this Monitor reuses it",
+        file=sys.stderr,
+    )

@@ -20,6 +20,10 @@ Three exact backends return the same neighbours:
   tree's to float64 rounding and not only to the expansion's cancellation error. Queries given as a
   torch tensor are searched on their device (samples on the GPU stay there for the search).
 
+Two approximate backends, opt-in and never the default, find *which* neighbours approximately (their
+distances are exact for the neighbours found): "faiss-ivf" and "faiss-hnsw" (memnb.metric.approximate, whose
+docstring and docs/approximate.md give their settings, recall and the share errors measured).
+
 Exact copies are found by identity, not by a distance of 0: after any backend's search, a query
 whose coordinates equal one of the training locations exactly (bit for bit in float64, with -0.0
 taken as 0.0) gets d1 = 0, index = that location's first training point and d2 = the distance to
@@ -46,13 +50,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .approximate import BACKENDS as APPROXIMATE_KINDS
+from .approximate import ApproximateIndex
 from .rows import RowIndex, distinct_rows
 
 # n of Carlini et al. (2023)'s relative criterion: d1 is compared with the mean distance to the n nearest.
 RELATIVE_NEIGHBOURS = 50
 # What a search returns per query point, in this order (the arrays of an epoch file, per source).
 NEIGHBOUR_FIELDS = ("d1", "d2", "index", "d_test", "d_mean50")
-BACKENDS = ("kdtree", "faiss", "torch")
+EXACT = ("kdtree", "faiss", "torch")
+APPROXIMATE = tuple(APPROXIMATE_KINDS)  # opt-in: FAISS IVF and HNSW (memnb.metric.approximate); never the default
+BACKENDS = (*EXACT, *APPROXIMATE)
 # The torch backend's bound on one chunk's (queries x locations) float64 matrix (and its gathered
 # (queries x k x d) differences): about 256 MB each.
 TORCH_CHUNK_BYTES = 256 * 2**20
@@ -216,6 +224,8 @@ class NeighbourSearch:
             return cKDTree(data)
         if self.backend == "torch":
             return _TorchIndex(data, self.device)
+        if self.backend in APPROXIMATE:
+            return ApproximateIndex(data, APPROXIMATE_KINDS[self.backend])
         import faiss
 
         index = faiss.IndexFlatL2(data.shape[1])
@@ -227,7 +237,7 @@ class NeighbourSearch:
         if self.backend == "kdtree":
             d, i = index.query(np.asarray(queries, np.float64), k=k, workers=-1)
             return d.reshape(len(queries), k), i.reshape(len(queries), k)
-        if self.backend == "torch":
+        if self.backend == "torch" or self.backend in APPROXIMATE:
             return index.search(queries, k)
         sq, i = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
         return np.sqrt(np.maximum(sq, 0.0)), i  # IndexFlatL2 returns squared L2 distances
