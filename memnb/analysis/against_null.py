@@ -180,6 +180,23 @@ def standing(
     return pd.DataFrame(out)
 
 
+# the printed summary's word where no onset epoch is established (views.figures.summary_text)
+SUMMARY_WORD = {
+    "on": "never",
+    "below": "below the null",
+    "too few repeats": "not enough repeats to tell",
+    "no null": "-",
+}
+
+
+def standing_or_none(rows: pd.DataFrame, value: str, n_null: int | None = None) -> pd.DataFrame | None:
+    """`standing(rows, value, n_null)`, or None when the rows cannot give it (empty, or without the sizes
+    n_group_points and n_generated that the tests need: e.g. a table assembled by hand)."""
+    if rows.empty or not {"n_group_points", "n_generated"} <= set(rows.columns):
+        return None
+    return standing(rows, value, n_null)
+
+
 def standing_line(st: pd.DataFrame, names=None) -> str:
     """One line per figure: each group's standing (`standing` rows), e.g. "inliers: rises above its null from
     epoch 300 · outliers: on its null ..."; names: {group: display name} (default: the group's label)."""

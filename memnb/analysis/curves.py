@@ -6,10 +6,10 @@ criterion at ONE threshold (`select` picks them).
 
 - Band: mean over repeats +- t(0.975, R-1) * sd / sqrt(R) (Student-t 95% interval of the mean,
   repeats as independent draws), clipped to [0, 1] (a share cannot leave it); no band with one repeat.
-- "First epoch above null": the first evaluated epoch at which the mean over repeats of
-  (value - null), paired by repeat, exceeds both `n_sem` (2) standard errors of that difference
-  and `rel_margin` (10%) of the mean null level (and 0.01 percentage points, so that a zero null
-  needs a real rise): `stats.onset_epoch` on the mean curve.
+- "First epoch above null": memnb's one onset rule (`stats.onset`, on the mean over repeats:
+  memnb.analysis.against_null.standing): the first evaluated epoch at which the excess over the pooled null
+  (per point: memorized / the group's share, or copied) passes 5 points at one-sided 5 %, the repeats'
+  spread as its error; None where it never does, and with one repeat (not enough repeats to tell).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pandas as pd
 from scipy import stats
 
 from ..core.vocabulary import VALUES, display_groups
-from .stats import onset_epoch
+from .against_null import standing
 
 SUMMARY_COLUMNS = [
     "group",
@@ -117,27 +117,14 @@ def compare_curves(
     return out.reset_index()
 
 
-def first_epoch_above_null(
-    table: pd.DataFrame, value: str = "memorized", rel_margin: float = 0.1, n_sem: float = 2.0
-) -> dict[str, int | None]:
-    """{group: first evaluated epoch whose mean exceeds its null level (see the module docstring), or None}.
+def first_epoch_above_null(table: pd.DataFrame, value: str = "memorized") -> dict[str, int | None]:
+    """{group: first evaluated epoch at which its curve rises above its null by the one onset rule, or None}.
 
-    The one onset rule of memnb (`stats.onset_epoch`) applied to the mean over repeats of value - null:
-    margin max(rel_margin * null, 1e-4), standard error sd / sqrt(R), z = n_sem.
+    memnb.analysis.against_null.standing's onset (see the module docstring); None where the curve never rises
+    significantly above its null, lies below it, or the table has one repeat (not enough repeats to tell).
     """
-    d = table.assign(diff=table[value] - table[value + "_null"])
-    g = d.groupby(["group", "epoch"], sort=True)
-    s = g["diff"].agg(["mean", "std", "count"])
-    s["null"] = g[value + "_null"].mean()
-    s["sem"] = (s["std"] / np.sqrt(s["count"])).fillna(0.0)
-    out: dict[str, int | None] = {}
-    for group, rows in s.groupby(level="group"):
-        margin = np.maximum(rel_margin * rows["null"].to_numpy(np.float64), 1e-4)  # NaN null: never above
-        onset = onset_epoch(
-            rows.index.get_level_values("epoch"), rows["mean"].to_numpy(), margin, rows["sem"].to_numpy(), n_sem
-        )
-        out[str(group)] = None if np.isnan(onset) else int(onset)
-    return out
+    st = standing(table, value)
+    return {str(r.group): (None if np.isnan(r.onset) else int(r.onset)) for r in st.itertuples()}
 
 
 def summary(table: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:

@@ -8,6 +8,7 @@ import pandas as pd
 from ..core.vocabulary import GROUPS, OUTLIER
 from ..experiment.tabulate import TABLE_COLUMNS
 from ..metric.null import analytic_null, chance_level, expected_null
+from .against_null import standing
 
 
 def sanity_problems(table: pd.DataFrame, config, null_tolerance: float = 0.03) -> list[str]:
@@ -91,8 +92,26 @@ def sanity_problems(table: pd.DataFrame, config, null_tolerance: float = 0.03) -
     return problems
 
 
+def below_null_notes(table: pd.DataFrame, config) -> list[str]:
+    """Groups whose paper-criterion share (config.ratio, memorized) lies significantly below its null at the
+    final epoch (memnb.analysis.against_null.standing: one-sided exact test pooled over repeats, 5 %), as
+    sentences. Not a wrong result, but no memorization result either: a quality failure (the generator is worse
+    than the data there), never to be read as "not memorized yet". Empty without a null set or paper rows."""
+    rows = table[(table.criterion == "paper") & np.isclose(table.threshold, config.ratio)]
+    if rows.empty or config.null == "none" or rows.memorized_null.isna().all():
+        return []
+    st = standing(rows, "memorized", config.n_null_points)
+    return [
+        f"{r.group}: {100 * r.final:.2f}% below its null {100 * r.null:.2f}% at the final epoch (p = {r.p_below:.2g}): "
+        "below the null, a quality failure (the generator is worse than the data), not 'not memorized yet'"
+        for r in st.itertuples()
+        if r.standing == "below"
+    ]
+
+
 def check_sanity(table: pd.DataFrame, config, null_tolerance: float = 0.03) -> str:
-    """Raise AssertionError listing every problem of `sanity_problems`; else return a one-line report."""
+    """Raise AssertionError listing every problem of `sanity_problems`; else return a one-line report (with
+    `below_null_notes` after it, one line each)."""
     problems = sanity_problems(table, config, null_tolerance)
     if problems:
         raise AssertionError("sanity checks failed:\n- " + "\n- ".join(problems))
@@ -104,10 +123,12 @@ def check_sanity(table: pd.DataFrame, config, null_tolerance: float = 0.03) -> s
     )
     if config.null == "none":
         return head
+    notes = "".join(f"\nnote: {n}" for n in below_null_notes(table, config))
     if not analytic_null(config):
-        return head + " (held-out real points; no analytic level for this dataset)"
+        return head + " (held-out real points; no analytic level for this dataset)" + notes
     return (
         f"{head} vs analytic "
         f"{100 * expected_null(config):.2f}% (outlier-aware) / "
         f"{100 * chance_level(config.n_train, config.n_test_points, config.ratio, config.dim):.2f}% (n/(n+k^d m))"
+        + notes
     )

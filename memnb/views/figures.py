@@ -4,7 +4,9 @@ Input: rows of `Results.table()` or `Results.rates_at()` / `RateGrid.rates()` (c
 epoch, group, criterion, threshold, memorized, memorized_null, copied, copied_null, ...).
 Figures and summaries take the rows of ONE criterion at ONE threshold (`select` picks them).
 
-Conventions (band, null baseline, "first epoch above null") are those of `memnb.analysis.curves`.
+Conventions (band, null baseline, "first epoch above null") are those of `memnb.analysis.curves`; where each
+group's curve stands against its null (above it by the one onset rule, on it, below it, or not enough repeats
+to tell) is `memnb.analysis.against_null`, said in every figure's subtitle and in the printed summary.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..analysis.against_null import standing_line, standing_or_none
 from ..analysis.curves import (
     SUMMARY_COLUMNS,
     _one_setting,
@@ -31,6 +34,7 @@ from ..core.registry import CRITERIA
 from ..core.vocabulary import DISPLAY_GROUPS, GROUP_COLORS, GROUP_NAMES, VALUES, display_groups, group_color, group_name
 from ..metric.null import analytic_null, chance_level, expected_null  # noqa: F401
 from .export import export, figures_html, find_browser  # noqa: F401 (the figure notebooks export through here)
+from .summary import summary_text
 from .titles import TITLE_WRAP, title_html, title_lines, top_title  # noqa: F401 (re-exported: the widgets' titles)
 
 # The figure notebooks read everything through this module: the summaries, checks and export it re-exports.
@@ -76,30 +80,6 @@ VALUE_TITLE = {
     "memorized": "Memorized samples per group, as a percentage of the generated set (the paper's view)",
     "copied": "Share of each group's training points that are copied (per-group view)",
 }
-
-
-def summary_text(table: pd.DataFrame, config=None) -> str:
-    """The printed summary: the setting, then `summary(table)` as text."""
-    crit, thr = _one_setting(table)
-    s = readable_summary(summary(table))
-    n_rep = table.repeat.nunique()
-    head = [
-        f"{CRITERIA.get(crit).text(thr)}; mean over {n_rep} repeat(s) at the final epoch "
-        f"{int(table.epoch.max())}; '_null' = the same metric for fresh draws of the data distribution."
-    ]
-    if config is not None and crit == "paper" and analytic_null(config):
-        head.append(
-            f"Analytic chance level n/(n + k^d m) = "
-            f"{100 * chance_level(config.n_train, config.n_test_points, thr, config.dim):.2f}% "
-            f"(all groups; {100 * expected_null(config, thr):.2f}% counting the outlier cluster, "
-            + ("which has no test points)." if config.n_test_outliers == 0 else "with its own test points).")
-        )
-    head.append(
-        "first_epoch_*_above_null: first evaluated epoch where mean(value - null) > max(2 s.e., 10% of null); "
-        "never = not within the run."
-    )
-    body = s.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-")
-    return "\n".join(head) + "\n\n" + body
 
 
 # -- figures ------------------------------------------------------------------------------------
@@ -241,8 +221,10 @@ def _rgba(hex_color: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
-def subtitle(table: pd.DataFrame, value: str, n_shown: int | None = None) -> str:
-    """Two lines: what the figure shows, then the criterion and how the curves are drawn."""
+def subtitle(table: pd.DataFrame, value: str, n_shown: int | None = None, n_null: int | None = None) -> str:
+    """Three lines: what the figure shows; the criterion and how the curves are drawn; per group, whether its
+    curve rises above its null by the one onset rule, sits on it, lies below it, or one repeat cannot tell
+    (memnb.analysis.against_null; n_null: the null draws per repeat, config.n_null_points, None: n_generated)."""
     crit, thr = _one_setting(table)
     n = table.repeat.nunique() if n_shown is None else n_shown
     null = (
@@ -250,7 +232,14 @@ def subtitle(table: pd.DataFrame, value: str, n_shown: int | None = None) -> str
         if f"{value}_null" in table and table[f"{value}_null"].isna().all()
         else "dashed = null baseline"
     )
-    return f"{VALUE_TITLE[value]}.\n{CRITERIA.get(crit).text(thr)}; mean of {n} repeat(s) with 95% t-band, faint lines = repeats, {null}"
+    head = f"{VALUE_TITLE[value]}.\n{CRITERIA.get(crit).text(thr)}; mean of {n} repeat(s) with 95% t-band, faint lines = repeats, {null}"
+    st = standing_or_none(table, value, n_null)
+    if st is None:
+        return head
+    names = {g: group_name(g) for g in st.group}
+    return (
+        f"{head}\nAgainst the null (one onset rule, 5 points at one-sided 5 % over repeats): {standing_line(st, names)}"
+    )
 
 
 def rates_figure(
@@ -266,13 +255,15 @@ def rates_figure(
     width: int = 1100,
     height: int = 760,
     figure_class=go.Figure,
+    n_null: int | None = None,
 ) -> go.Figure:
     """One panel per group (own y-axis, in %), rates over evaluated epochs: repeats, mean with band, null.
 
     table: the rows of one criterion at one threshold. value: 'memorized' (share of the
     generated set attributed to the group: the paper's view) or 'copied' (share of the group's
     training points copied). chance: the analytic null level drawn on the 'all' panel (pass it
-    for the paper criterion and 'memorized').
+    for the paper criterion and 'memorized'). n_null: the null draws per repeat (config.n_null_points), for the
+    subtitle's below-the-null test (None: as many as generated samples, memnb's default).
     """
     _one_setting(table)
     groups = display_groups(table.group.unique()) if groups is None else list(groups)
@@ -292,7 +283,8 @@ def rates_figure(
     fig = base
     fig.add_traces(specs)
     n_shown = len(set(table.repeat) if repeats is None else set(repeats))
-    text = title_html(title, subtitle(table, value, n_shown))
+    shown = table if repeats is None else table[table.repeat.isin(set(repeats))]
+    text = title_html(title, subtitle(shown, value, n_shown, n_null))
     fig.update_layout(
         # anchored at the top (plotly centres a multi-line title in the margin, over the panels' titles)
         title=top_title(text),
@@ -321,6 +313,8 @@ def paper_view(table: pd.DataFrame, config=None, title: str = "", **kw) -> go.Fi
         if (config is not None and crit == "paper" and analytic_null(config))
         else None
     )
+    if config is not None:
+        kw.setdefault("n_null", config.n_null_points)
     return rates_figure(table, "memorized", title=title, chance=chance, **kw)
 
 

@@ -98,6 +98,8 @@ def plot_timings(timing: pd.DataFrame, statistic: str = "onset"):
     t = timing.copy()
     t["time"] = t[f"{statistic}_filled"]
     t["censored"] = np.where(t[f"{statistic}_censored"], "never (censored)", "observed")
+    if "below_null" in t:  # not "not memorized yet": the generator is worse than the data there (issue 25)
+        t["censored"] = np.where(t.below_null.astype(bool), "below its null (a quality failure)", t.censored)
     t["run"] = t["configuration"]
     groups = [g for g in display_groups(t.group.unique()) if g != "all"]
     fig = px.box(
@@ -111,7 +113,8 @@ def plot_timings(timing: pd.DataFrame, statistic: str = "onset"):
         hover_data=["repeat", "censored"],
         category_orders={"group": groups},
         color_discrete_map={g: group_color(g, groups) for g in groups},
-        title=f"Time to memorization per group ({statistic}; censored = one step after the last epoch)",
+        title=f"Time to memorization per group ({statistic}; censored = one step after the last epoch; "
+        "hover: 'below its null' = a quality failure, not a late onset)",
         height=260 * max(1, t.metric.nunique()) + 120,
     )
     fig.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[-1]))
