@@ -38,9 +38,28 @@ def test_distinct_rows_survive_a_colliding_hash(monkeypatch):
     got = distinct_rows(x)
     np.testing.assert_array_equal(got.first, want.first)
     np.testing.assert_array_equal(got.location, want.location)
-    ix = RowIndex(x)
-    assert ix._bytes is not None
-    np.testing.assert_array_equal(ix.find(x[[5, 7]]), want.first[want.location[[5, 7]]])
+    ix = RowIndex(x)  # one hash for every row: each query compared with the rows in turn
+    np.testing.assert_array_equal(ix.find(x), want.first[want.location])
+    np.testing.assert_array_equal(ix.find(x[:3] + 0.5), [-1, -1, -1])
+
+
+def test_rows_equal_on_the_hashed_coordinates_only_stay_apart():
+    """Beyond HASH_COORDS dimensions only a fixed spread of coordinates is hashed: rows that differ elsewhere
+    share a hash and are told apart by the full comparison."""
+    d = rows_module.HASH_COORDS + 44
+    hashed = rows_module._coords(d)
+    other = np.setdiff1d(np.arange(d), hashed)[0]
+    x = np.zeros((6, d))
+    x[1, other] = 1.0  # differs from row 0 outside the hashed coordinates only
+    x[2] = x[0]
+    x[3, other] = 2.0
+    x[4] = x[1]
+    x[5, hashed[0]] = 1.0
+    got = distinct_rows(x)
+    assert rows_module.row_hash(x[[0, 1, 3]]).tolist().count(rows_module.row_hash(x[:1])[0]) == 3
+    np.testing.assert_array_equal(got.first, [0, 1, 3, 5])
+    np.testing.assert_array_equal(got.location, [0, 1, 0, 2, 1, 3])
+    np.testing.assert_array_equal(RowIndex(x).find(x[[4, 3, 2]]), [1, 3, 0])
 
 
 def test_locations_of_distinct_float32_points_are_the_array_itself():

@@ -50,12 +50,12 @@ class Searches:
         self.device = device
         self.chunk = chunk_size(first, train.shape[-1], memory)
         self.locations = np.stack([s.locations.location for s in self.searches])
-        found = {}  # id(search) -> its neighbours of the test points: once per distinct search
+        found = {}  # id(search) -> the test points' nearest training location: once per distinct search
         for r, search in enumerate(self.searches):
             if id(search) not in found:
-                found[id(search)] = search.query(of(test, r))
-        self.test_d = np.stack([found[id(s)].d1 for s in self.searches])
-        self.test_group = np.stack([self.groups[r][found[id(s)].index] for r, s in enumerate(self.searches)])
+                found[id(search)] = search.nearest_training(of(test, r))
+        self.test_d = np.stack([found[id(s)][0] for s in self.searches])
+        self.test_group = np.stack([self.groups[r][found[id(s)][1]] for r, s in enumerate(self.searches)])
         self.thresholds = table_thresholds(config)
         self.sizes = group_sizes(self.groups, config.group_names)
 

@@ -262,6 +262,14 @@ class NeighbourSearch:
             d_mean50=d_tr.mean(axis=1).astype(np.float32),
         )
 
+    def nearest_training(self, queries) -> tuple[np.ndarray, np.ndarray]:
+        """(n,) float32 distance to the nearest training location and (n,) int32 index of its first training point,
+        of `queries` (n, d): `query`'s d1 and index alone, from a 1-nearest search (Z_U's test points need no more)."""
+        q = _floats(queries)
+        d, i = self._search(self._train, q, 1)
+        _pin_copies(d, i, self._train_rows.find(q))
+        return d[:, 0].astype(np.float32), self.locations.first[i[:, 0]].astype(np.int32)
+
 
 def nearest_neighbours(
     queries: np.ndarray, train: np.ndarray, test: np.ndarray, backend: str = "kdtree", device="cpu"
