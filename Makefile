@@ -1,9 +1,11 @@
 # The two commands of the README, each self-sufficient on a fresh clone:
 #   make figures   render the figure notebooks into outputs/ (PROFILE=laptop|paper|smoke)
 #   make test      the whole test suite (after make lint: ruff check and ruff format --check)
-#   make bench     memnb against a naive loop, side by side (writes outputs/bench/latest.json)
+#   make bench     memnb against a naive loop, side by side (writes outputs/bench/latest.json), then the strided
+#                  samplers against the full one (outputs/bench/sampler-latest.json)
 #                  and the approximate neighbour search against the exact one (approximate-latest.json)
 #                  and the generation-free detectors against the exact test (detection-latest.json)
+#                  and memnb.Monitor at CIFAR scale against the bare FAISS search (monitor-latest.json)
 #   make bench-sweep  a small sweep: serial vs a local Dask cluster (writes outputs/bench/sweep-latest.json)
 #   make bench-store  one Monitor.observe at epoch 10 vs epoch 400 of one run (writes outputs/bench/store-latest.json)
 # Both create .venv (idempotent: re-installs only when pyproject.toml changes).
@@ -49,7 +51,9 @@ clean-venv:
 bench: venv
 	$(PY) benchmarks/bench.py $(BENCH_ARGS)
 	$(PY) benchmarks/approximate_bench.py $(filter --quick,$(BENCH_ARGS))
+	$(PY) benchmarks/sampler_bench.py $(BENCH_ARGS)
 	$(PY) benchmarks/detection_bench.py $(filter --quick,$(BENCH_ARGS))
+	$(PY) benchmarks/monitor_bench.py $(filter --quick,$(BENCH_ARGS))
 
 bench-sweep: venv
 	$(PY) benchmarks/sweep_bench.py $(BENCH_ARGS)
