@@ -229,3 +229,11 @@ def test_a_group_below_its_null_is_named_not_read_as_memorized_later():
         "below null" in VERDICTS
         and "below its null" in format_table(pd.DataFrame([{**row, "configuration": "c", "metric": "m"}])).columns
     )
+
+
+def test_the_null_corrected_figure_names_groups_below_their_null(tiny_runs):
+    from memnb.views.verdict import plot_null_corrected
+
+    res = find_runs(runs_root=tiny_runs)[0]
+    fig = plot_null_corrected(res, n_bootstrap=100)
+    assert "BELOW its null at the final epoch" in fig.layout.title.text and "quality failure" in fig.layout.title.text

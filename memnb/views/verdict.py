@@ -9,10 +9,11 @@ import plotly.express as px
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..analysis.against_null import BELOW_SIGNIFICANCE
 from ..analysis.copies import first_copies
 from ..analysis.runs import describe
 from ..analysis.stats import null_corrected, signal_frame, zu_signal_frame
-from ..analysis.verdict import Variant
+from ..analysis.verdict import Variant, below_null
 from ..core.vocabulary import display_groups, group_color
 from ..experiment.results import Results
 
@@ -58,8 +59,15 @@ def plot_null_corrected(
                 col=col,
             )
         fig.add_hline(y=0, line=dict(color="grey", dash="dot"), row=1, col=col)
+    below = {g: p for g, p in below_null(results, Variant("paper", value=value)).items() if p < BELOW_SIGNIFICANCE}
+    note = (
+        "; BELOW its null at the final epoch (a quality failure, not 'not memorized yet'): "
+        + ", ".join(f"{g} (p = {p:.2g})" for g, p in below.items())
+        if below
+        else ""
+    )
     fig.update_layout(
-        title=f"{describe(c)}: observed minus null ({100 * level:.0f}% bootstrap band over repeats)", height=380
+        title=f"{describe(c)}: observed minus null ({100 * level:.0f}% bootstrap band over repeats){note}", height=380
     )
     fig.update_xaxes(title_text="epoch")
     return fig
