@@ -32,7 +32,8 @@ from ..metric.copying import mann_whitney_z
 from ..metric.peers import BONNAIRE_FMEM
 from .against_null import BELOW_SIGNIFICANCE, below_null_p
 
-BANDWIDTHS = (0.0, 0.01, 0.1, 0.2, 0.3, 0.5, 0.6, 0.7, 0.8, 1.0, 3.0)  # in units of the training set's per-coordinate sd
+# bandwidths in units of the training set's per-coordinate sd: copies, near copies, Z_U ~ 0 (digits: 0.6-0.7), noise
+BANDWIDTHS = (0.0, 0.01, 0.1, 0.2, 0.3, 0.5, 0.6, 0.7, 0.8, 1.0, 3.0)
 
 
 def kde_samples(train: np.ndarray, n: int, bandwidth: float, rng: np.random.Generator) -> np.ndarray:
