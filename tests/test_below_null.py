@@ -141,3 +141,20 @@ def test_kde_sweep_on_digits_from_copies_to_below_the_null():
     assert len(fig.data) == 4 + 1 + 2 and "BELOW" in fig.layout.title.text
     with pytest.raises(ValueError, match="bandwidths"):
         kde_sweep(config, bandwidths=(-1.0,))
+
+
+def test_standing_without_a_null_or_without_sizes():
+    t = table(VALUES, NULLS)
+    st = standing(t.assign(memorized_null=np.nan, copied_null=np.nan)).set_index("group")
+    assert set(st.standing) == {"no null"} and st.p_below.isna().all()
+    from memnb.analysis.against_null import standing_or_none
+
+    assert standing_or_none(t.drop(columns="n_generated"), "memorized") is None
+    assert standing_or_none(t.iloc[:0], "memorized") is None
+    copied = standing(t, "copied").set_index("group")  # the group view: shares of the group's points
+    # 0 of 20 points copied against a null of 0.4 points, thrice: too few points to be below (p = 0.5)
+    assert copied.loc["outlier", "standing"] == "on" and copied.loc["inlier", "standing"] == "above"
+    with pytest.raises(ValueError, match="value = 'share' is invalid"):
+        standing(t, "share")
+    with pytest.raises(ValueError, match="significance = 0.7 is invalid"):
+        standing(t, significance=0.7)
