@@ -437,4 +437,7 @@ def test_readable_summary_says_never_instead_of_na():
     )
     out = plots.readable_summary(s)
     assert out["first_epoch_memorized_above_null"].tolist() == [2, "never"]
+    s.attrs["n_repeats"] = 1  # what summary() records: with one repeat "never" would not be the truth
+    assert plots.readable_summary(s)["first_epoch_memorized_above_null"].tolist() == [2, "not enough repeats to tell"]
+    s.attrs.clear()
     assert "<NA>" not in out.to_html() and pd.isna(s.iloc[1, 1])  # the input is left alone

@@ -155,13 +155,15 @@ def summary(table: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     for col in ("first_epoch_memorized_above_null", "first_epoch_copied_above_null"):
         df[col] = df[col].astype("Int64")  # None -> <NA>: never above
+    df.attrs["n_repeats"] = int(table.repeat.nunique())  # one repeat: no onset can be established
     return df
 
 
 def readable_summary(s: pd.DataFrame) -> pd.DataFrame:
-    """`summary()` for display: a first epoch that never came reads "never" (pandas shows a missing
-    Int64 as "<NA>" whatever na_rep says)."""
+    """`summary()` for display: a first epoch that never came reads "never", or "not enough repeats to tell"
+    for a summary of one repeat (pandas shows a missing Int64 as "<NA>" whatever na_rep says)."""
     s = s.copy()
     first = [c for c in s.columns if c.startswith("first_epoch")]
-    s[first] = s[first].astype(object).where(s[first].notna(), "never")
+    word = "not enough repeats to tell" if s.attrs.get("n_repeats") == 1 else "never"
+    s[first] = s[first].astype(object).where(s[first].notna(), word)
     return s
