@@ -3,6 +3,7 @@ group's standing, and the KDE bandwidth sweep on digits (copies at bandwidth 0, 
 
 import dataclasses
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -158,3 +159,38 @@ def test_standing_without_a_null_or_without_sizes():
         standing(t, "share")
     with pytest.raises(ValueError, match="significance = 0.7 is invalid"):
         standing(t, significance=0.7)
+
+
+def test_a_kde_model_below_its_null_is_named_so_by_verdict_sanity_and_figures(tmp_path):
+    """End to end through memnb.Monitor: a 'model' that samples a KDE of the digits at 3 data sds (noise) for
+    six observations; the verdict, the sanity report and the paper view say "below the null", never a time."""
+    from memnb import Monitor
+    from memnb.analysis.curves import select
+    from memnb.analysis.verdict import Variant, verdict
+    from memnb.experiment.repeats import RepeatData
+    from memnb.views import figures
+
+    data = RepeatData(dataclasses.replace(DIGITS, n_repeats=1))
+    train, groups = data.train_points[0], data.groups[0]
+    mon = Monitor(
+        train,
+        groups,
+        data.test_points[0],
+        null=data.null_draws(0)[0],
+        root=tmp_path,
+        name="kde",
+        repeats=6,
+        progress=False,
+        dataset="digits",
+    )
+    for epoch in range(1, 7):
+        rng = np.random.default_rng(epoch)
+        mon.observe(epoch, np.stack([kde_samples(train, 170, 3.0, rng) for _ in range(6)]))
+    res = mon.results()
+    tab, tim = verdict([res.path], variants=[Variant("paper", value="copied"), Variant("zu")], n_bootstrap=200)
+    assert set(tab.verdict) == {"below null"} and all("inlier" in b for b in tab.below_null)
+    view = select(res.table(), "paper", res.config.ratio)
+    assert "below the null, a quality failure" in figures.check_sanity(res.table(), res.config)
+    title = " ".join(re.sub("<[^>]+>", " ", figures.paper_view(view, res.config).layout.title.text).split())
+    assert "inliers: BELOW its null" in title
+    assert "below the null" in figures.summary_text(view, res.config)
