@@ -117,3 +117,22 @@ def test_the_views_draw_every_detector_and_group_with_its_null(run):
     assert [a.text for a in fig.layout.annotations] == ["sima", "pia", "loss", "exact test (share copied)"]
     traj = plot_trajectories(run.detector_scores(per="point"), "sima", n_per_group=2)
     assert len(traj.data) == 3 * (2 + 1)
+
+
+def test_the_quick_benchmark_writes_its_report(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run(
+        [sys.executable, "benchmarks/detection_bench.py", "--quick", "--out", str(tmp_path)],
+        cwd=root, check=True, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    report = json.loads((tmp_path / "detection-latest-quick.json").read_text())
+    arms = report["arms"]
+    assert list(arms) == ["exact", "loss", "pia", "secmi", "sima", "lid"]
+    assert arms["exact"]["speedup_vs_exact"] == 1.0 and arms["exact"]["calls_per_point"] == 50
+    assert [arms[k]["calls_per_point"] for k in ("loss", "pia", "secmi", "sima", "lid")] == [5, 6, 11, 1, 3]
+    assert all(a["median_s"] > 0 for a in arms.values())
