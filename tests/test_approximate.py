@@ -220,3 +220,27 @@ def test_set_search_changes_the_setting_without_rebuilding(points):
             index.set_search(**kwargs)
         assert named in str(e.value)
     assert index.params["nprobe"] == default_nlist(U)
+
+
+def test_hnsw_rows_short_of_k_go_to_the_exact_storage_search(points):
+    """FAISS's HNSW leaves a row short (index -1) when its walk finds fewer than k points; such rows are searched
+    exactly in the index's own storage. Simulated: a wrapper that blanks some of the real search's indices."""
+    train, _, queries = points
+    index = ApproximateIndex(train, "hnsw", M=4, efSearch=8)
+    real = index._index
+
+    class Short:
+        hnsw, storage = real.hnsw, real.storage
+
+        def search(self, q, k):
+            d, i = real.search(q, k)
+            i[::3, -5:] = -1  # every third row short of 5 neighbours
+            return d, i
+
+    index._index = Short()
+    dist, idx = index.search(queries, K)
+    ref_d, ref_i = brute_force(queries, train, K)
+    assert index.widened == len(range(0, N_QUERY, 3))
+    np.testing.assert_array_equal(idx[::3], ref_i[::3])  # the exact search's neighbours for the short rows
+    np.testing.assert_allclose(dist[::3], ref_d[::3], rtol=1e-9)
+    assert (idx >= 0).all()

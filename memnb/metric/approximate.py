@@ -84,9 +84,11 @@ def _points(name: str, x, d: int | None = None) -> np.ndarray:
 class ApproximateIndex:
     """An approximate k-nearest-neighbour index over `data` (U, d), searched by `search(queries, k)`.
 
-    kind: "ivf" (params nlist, nprobe, seed) | "hnsw" (params M, efConstruction, efSearch, parallel_build);
-    see the module docstring for what they mean and their defaults. `data` is kept by reference: do not
-    modify it while the index is in use.
+    kind: "ivf" (params nlist = round(4 sqrt(U)), nprobe = nlist / 8, seed = 0) | "hnsw" (params M = 32,
+    efConstruction = 40, efSearch = 64, raised to k at a search, parallel_build = False); see the module
+    docstring for what they mean. `data` (float32 or float64, finite) is kept by reference: do not modify it
+    while the index is in use. `params` holds the settings in use, `widened` counts the rows searched again.
+    The HNSW build sets FAISS's process-wide OpenMP thread count to 1 for its duration.
     """
 
     def __init__(self, data: np.ndarray, kind: str, **params):
