@@ -116,9 +116,13 @@ def run(config_dict: dict, rounds: int = 3) -> dict:
             wall[name].append(time.perf_counter() - t0)
             cpu[name].append(time.process_time() - p0)
 
-    def shares(table):  # (E, G) mean over repeats of the paper criterion's memorized share, percent
-        t = table[(table.criterion == "paper") & np.isclose(table.threshold, c.ratio) & table.group.isin(GROUPS)]
-        return t.groupby(["epoch", "group"]).memorized.mean().unstack()[list(GROUPS)] * 100
+    def shares(table, criterion="paper", column="memorized"):  # (E, G) mean over repeats of a share, percent
+        t = table[
+            (table.criterion == criterion)
+            & np.isclose(table.threshold, c.own_threshold(criterion))
+            & table.group.isin(GROUPS)
+        ]
+        return t.groupby(["epoch", "group"])[column].mean().unstack()[list(GROUPS)] * 100
 
     ref = shares(tables[REFERENCE])
     ref_last = tables[REFERENCE][
@@ -148,7 +152,20 @@ def run(config_dict: dict, rounds: int = 3) -> dict:
         for value in ("copied", "memorized"):
             tim = timing_table(signal_frame(table, "paper", c.ratio, value=value), margin=0.05)
             arm[f"onset_{value}"] = {g: tim[tim.group == g].onset.tolist() for g in GROUPS}
+        # the train-only criterion (Bonnaire et al.'s d1/d2 < 1/3, docs/questions.md's tau_mem) beside it
+        sh_t, ref_t = shares(table, "train_only"), shares(tables[REFERENCE], "train_only")
+        tim = timing_table(signal_frame(table, "train_only", c.train_ratio, value="copied"), margin=0.05)
+        arm["train_only"] = {
+            "last_share_pct": sh_t.loc[c.epochs].round(3).to_dict(),
+            "max_share_diff_pp": (sh_t - ref_t).abs().max().round(3).to_dict(),
+            "share_pct_by_epoch": {g: sh_t[g].round(3).tolist() for g in GROUPS},
+            "onset_copied": {g: tim[tim.group == g].onset.tolist() for g in GROUPS},
+        }
         out["arms"][name] = arm
+    out["null_share_pct"] = {  # the null's memorized share per group, mean over epochs and repeats
+        crit: shares(tables[REFERENCE], crit, "memorized_null").mean().round(3).to_dict()
+        for crit in ("paper", "train_only")
+    }
     # the reference's Wilson 95 % interval of the last epoch's share per group and repeat, and the planner's numbers
     lo, hi = share_interval(ref_last.memorized.to_numpy(), ref_last.n_generated.to_numpy())
     ref_last = ref_last.assign(lo=lo * 100, hi=hi * 100)
