@@ -85,3 +85,27 @@ def test_quick_store_benchmark_writes_its_report(tmp_path):
     assert math.isfinite(ratio) and ratio > 0
     assert ratio == pytest.approx(r["late_median_ms"] / r["early_median_ms"], rel=1e-3)
     assert r["results_s"] > 0
+
+
+def test_quick_monitor_benchmark_writes_a_consistent_report(tmp_path):
+    """benchmarks/monitor_bench.py --quick: its ratios follow from its timings, its bound from the arrays, and the
+    known answer is found (speed and memory are not judged: a benchmark reports)."""
+    subprocess.run(
+        [sys.executable, "benchmarks/monitor_bench.py", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    report = json.loads((tmp_path / "monitor-latest-quick.json").read_text())
+    (r,) = report["sizes"]
+    assert r["n_train"] == 2000 and r["dim"] == 256
+    assert math.isclose(r["ratio_first"], r["observe_first_s"] / r["bare_first_s"], rel_tol=0.01)
+    assert math.isclose(r["ratio_second"], r["observe_second_s"] / r["bare_second_s"], rel_tol=0.01)
+    assert r["bound_bytes"] == 3 * r["user_bytes"] and r["peak_rss_above_imports"] > 0
+    disk = r["epoch_file_bytes"]
+    assert disk["none"] < disk["all"] and disk["1000"] <= disk["all"]
+    assert r["answer_ok"] and r["memorized_share"] == pytest.approx(0.5, abs=0.02)
+    for v in r["approximate"].values():
+        assert 0 <= v["recall@1"] <= 1 and v["max_share_error"] >= 0

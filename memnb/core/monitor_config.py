@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from .config import THRESHOLD_GRID
-from .registry import CRITERIA
+from .registry import CRITERIA, DETECTORS
 from .run_config import KINDS, NULLS
 from .validate import fail
 
@@ -27,7 +27,7 @@ NULL_KINDS = ("none", "fixed", "per_epoch")  # no null set; the same held-out po
 assert set(NULL_KINDS) == set(NULLS) and KIND in KINDS
 STORE_SAMPLES = ("all", "none")  # or a positive number k: a fixed subsample of k sample slots per epoch
 # Fields added after monitored runs were first stored, and their defaults (left out of config.json at them).
-LATER_FIELDS = {"store_samples": "all", "features": None, "feature_dim": None, "features_sha256": None}
+LATER_FIELDS = {"store_samples": "all", "features": None, "feature_dim": None, "features_sha256": None, "detectors": []}
 
 
 def check_store_samples(value) -> str | int:
@@ -51,7 +51,8 @@ class MonitorConfig:
     slots; memnb.experiment.samples); features: the name of the embedding the points are searched in (None: the
     points themselves), feature_dim its dimension and features_sha256 the SHA-256 of the training points'
     features (an embedding changed between sessions is refused); observed: the evaluated epochs (not stored:
-    read from the epoch files). The fields added after the first release (store_samples, features...) are left out
+    read from the epoch files); detectors: the generation-free membership scores observed (names in DETECTORS;
+    memnb.metric.membership_scores). The fields added after the first release (store_samples, features...) are left out
     of ``config.json`` at their defaults, so a run stored before them keeps its fingerprint.
     """
 
@@ -78,6 +79,7 @@ class MonitorConfig:
     features: str | None = None
     feature_dim: int | None = None
     features_sha256: str | None = None
+    detectors: tuple[str, ...] = ()
     observed: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
@@ -88,6 +90,9 @@ class MonitorConfig:
         if self.image_shape is not None:
             object.__setattr__(self, "image_shape", tuple(int(s) for s in self.image_shape))
         object.__setattr__(self, "store_samples", check_store_samples(self.store_samples))
+        if isinstance(self.detectors, str):
+            fail("detectors", self.detectors, f"a list of detector names: {' | '.join(DETECTORS.names())}")
+        object.__setattr__(self, "detectors", tuple(DETECTORS.get(str(n)).name for n in self.detectors))
         if self.null not in NULL_KINDS:
             raise ValueError(f"MonitorConfig null = {self.null!r} is invalid; allowed: {' | '.join(NULL_KINDS)}")
 
@@ -146,6 +151,7 @@ class MonitorConfig:
         d.pop("observed")
         d["group_names"], d["group_counts"] = list(self.group_names), list(self.group_counts)
         d["thresholds"] = list(self.thresholds)
+        d["detectors"] = list(self.detectors)
         if self.image_shape is not None:
             d["image_shape"] = list(self.image_shape)
         for name, default in LATER_FIELDS.items():  # at their defaults: absent, as in the runs stored before them

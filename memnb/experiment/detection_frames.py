@@ -13,6 +13,7 @@ import pandas as pd
 from ..core.validate import fail
 from ..metric.membership_null import TABLE_FIELDS, check_q, group_tables
 from ..metric.membership_scores import DEFAULT_Q, STORED
+from .store import read_scores, stored_score_epochs
 
 PER = ("group", "point")
 
@@ -32,8 +33,10 @@ def detector_frame(results, q: float = DEFAULT_Q, per: str = "group", epochs=Non
     G = len(labels)
     rows = []
     train_groups = None
-    for e in results.evaluated_epochs if epochs is None else list(epochs):
-        a = results.epoch_arrays(e, STORED)
+    sampled = set(results.evaluated_epochs)
+    scored = sorted(sampled | set(stored_score_epochs(results.path)))  # scores alone: a Monitor's eps= epochs
+    for e in scored if epochs is None else list(epochs):
+        a = results.epoch_arrays(e, STORED) if e in sampled else read_scores(results.path, e, results.advice)
         if "detector_train" not in a:
             continue
         if train_groups is None:

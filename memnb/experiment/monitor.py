@@ -52,6 +52,7 @@ from .monitor_inputs import (
     points,
 )
 from .monitor_recovery import adopt_leftovers, config_again, recover
+from .monitor_scores import check_test_groups, recomputed, score_epoch, score_summary, stored_part
 from .monitor_search import PROGRESS_AFTER_S, SEARCH_MEMORY, Searches, progress_bar, say_once
 from .results import TABLE_KEYS, Results
 from .samples import chosen_slots, keep_samples
@@ -59,6 +60,7 @@ from .store import (
     Manifest,
     read_config,
     read_epoch,
+    read_scores,
     records,
     run_lock,
     runs_root,
@@ -67,8 +69,9 @@ from .store import (
     write_data,
     write_epoch,
     write_manifest,
+    write_scores,
 )
-from .store.layout import CONFIG, EPOCHS, LOSS, TABLE, ZU, epoch_file
+from .store.layout import CONFIG, EPOCHS, LOSS, SCORES, TABLE, ZU, epoch_file, score_file
 from .tabulate import at_own_thresholds, data_copying, summarize, summary_rows
 
 __all__ = ["Monitor", "MAX_EPOCH"]
@@ -85,7 +88,9 @@ class Monitor:
     views its image shape; else pass `image_shape`); neighbors: kdtree | faiss | torch | auto (k-d tree for
     d <= 3, FAISS above); repeats: R when `train` is one (N, d) set shared by R seeds (default: read from the
     first samples); verify: on reopening, read every stored epoch file in full (a damaged one is set aside),
-    not only the arrays the tables need; progress: a progress bar for an observation that takes over a few seconds;
+    not only the arrays the tables need; detectors: generation-free membership scores to compute when `observe`
+    gets `eps` (names in memnb.core.registry.DETECTORS; memnb.experiment.monitor_scores), test_groups: the test
+    points' groups for their per-group null (default: each one's nearest training point's); progress: a progress bar for an observation that takes over a few seconds;
     store_samples: "all" (float16), "none", or k (a fixed subsample of k slots per epoch; memnb.experiment.samples);
     features: a callable mapping (n, d) points to (n, f) features, the space every point is compared in
     (memnb.experiment.monitor_features), named `features_name` in the config; device: where the torch search runs
@@ -117,6 +122,8 @@ class Monitor:
         features_name: str | None = None,
         device: str = "auto",
         search_memory: int = SEARCH_MEMORY,
+        detectors: Sequence[str] = (),
+        test_groups=None,
     ):
         given = check_arguments(
             train,
@@ -144,7 +151,9 @@ class Monitor:
         # the points as searched: themselves, or their features (computed once per Monitor)
         self._train_f = self._embedding.of_training(self._train)
         self._template = {**given.template, "store_samples": store_samples, **self._embedding.config_fields()}
-        MonitorConfig(n_repeats=1, n_generate_points=1, **self._template)  # store_samples checked before any work
+        self._template["detectors"] = () if detectors is None else detectors
+        MonitorConfig(n_repeats=1, n_generate_points=1, **self._template)  # store_samples, detectors checked first
+        self._test_groups = check_test_groups(test_groups, self.labels, self._test)
         self.device = device
         self.search_memory = check_int("search_memory", search_memory, 2**20)
         self.root = runs_root(root)
@@ -204,7 +213,8 @@ class Monitor:
     def _data_arrays(self) -> dict[str, np.ndarray]:
         """The given arrays, each stored once: (1, ...) when shared by every repeat (readers broadcast it)."""
         null = {} if self._null_points is None else {"null_points": self._null_points}
-        return {"train_points": self._train, "groups": self._codes, "test_points": self._test, **null}
+        held = {} if self._test_groups is None else {"test_groups": self._test_groups}
+        return {"train_points": self._train, "groups": self._codes, "test_points": self._test, **null, **held}
 
     def _set_up_search(self) -> None:
         """The one-time set-up, once per Monitor: the training points hashed and de-duplicated, the indexes built,
@@ -225,7 +235,7 @@ class Monitor:
         write_parquet(self.path / TABLE, res.assemble_table())
         write_parquet(self.path / ZU, res.assemble_zu())
         write_parquet(self.path / LOSS, res.loss())
-        files = {n: rec for n, rec in records(self.path).items() if not n.startswith(f"{EPOCHS}/")}
+        files = {n: rec for n, rec in records(self.path).items() if n.split("/")[0] not in (EPOCHS, SCORES)}
         self._previous_observe_s, self._observe_s = self._previous_observe_s + self._observe_s, 0.0
         monitoring = {"kind": "monitor", "observed_epochs": res.evaluated_epochs}
         monitoring["observe_s"] = round(self._previous_observe_s, 3)
@@ -254,16 +264,25 @@ class Monitor:
             return None
         return self._epoch_summary(epoch, arrays["summary"])
 
-    def observe(self, epoch: int, samples, *, loss=None, overwrite: bool = False) -> pd.DataFrame:
+    def observe(
+        self, epoch: int, samples=None, *, eps=None, alphas_cumprod=None, loss=None, overwrite: bool = False
+    ) -> pd.DataFrame:
         """Search, tabulate and commit the samples drawn at `epoch`; this epoch's summary.
 
         samples: (n, d) or (R, n, d) array (numpy or torch, any device), or a callable returning one (not called
-        when the epoch is already stored and overwrite is False). loss: optional training loss at this epoch,
+        when the epoch is already stored and overwrite is False). eps, alphas_cumprod: the model's noise
+        prediction eps(x (n, d), t (n,)) -> (n, d) and its schedule's (T,) ᾱ: the Monitor's `detectors` score every
+        training and test point (memnb.experiment.monitor_scores), with the samples or, samples None, without
+        drawing any (the summary is then the detectors' per group). loss: optional training loss at this epoch,
         a number or (R,) (committed with the epoch). Returns, per criterion at its own threshold and group, the
         memorized and copied shares and their null levels, means over repeats.
         """
         epoch, overwrite = check_epoch(epoch), check_bool("overwrite", overwrite)
         loss_values = check_loss(loss)
+        if samples is None:
+            if eps is None:
+                fail("samples", None, "(n, d) or (R, n, d) samples or a callable drawing them, or eps= (scores alone)")
+            return self._observe_scores(epoch, eps, alphas_cumprod, loss_values, loss, overwrite)
         if self.config is not None and epoch_file(self.path, epoch).exists() and not overwrite:
             stored = self._stored_summary(epoch)
             if stored is not None:
@@ -285,6 +304,9 @@ class Monitor:
                     self._reopen()
                 else:
                     self._start(R, n, None if null is None else null.shape[1])
+            if self.config.n_generate_points == 0:  # scored without samples so far: the first samples fix n
+                self.config = self.config.replace(n_generate_points=n)
+                write_config(self.path, self.config)
             if self._searches is None:
                 self._set_up_search()
             fresh = null is not None and (self.null_fn is not None or self._fixed_null is None)
@@ -303,9 +325,44 @@ class Monitor:
             arrays["summary"] = summarize(arrays, sr.groups, sr.locations, sr.thresholds, self.labels)
             arrays["zu"], arrays["zu_n"] = data_copying(arrays, sr.test_d, sr.test_group, sr.groups, self.labels)
             arrays["loss"] = loss_row
+            if eps is not None:
+                arrays.update(stored_part(score_epoch(self, eps, alphas_cumprod, R, self._held_groups())))
             write_epoch(self.path, epoch, arrays)  # the commit: samples, distances, rates, Z_U and loss together
             self._observe_s += time.perf_counter() - t0
         return self._epoch_summary(epoch, arrays["summary"])
+
+    def _held_groups(self) -> np.ndarray:
+        """(R or 1, m) group codes of the test points: the given test_groups, else their nearest training point's."""
+        if self._test_groups is not None:
+            return self._test_groups
+        if self._searches is None:
+            self._set_up_search()
+        return self._searches.test_group
+
+    def _observe_scores(self, epoch, eps, alphas_cumprod, loss_values, loss, overwrite) -> pd.DataFrame:
+        """`observe` with eps alone: the detectors' scores committed to scores/ (no samples drawn or searched)."""
+        if self.config is not None and score_file(self.path, epoch).exists() and not overwrite:
+            try:
+                return score_summary(
+                    recomputed(read_scores(self.path, epoch), self._codes, len(self.labels)), self.labels, epoch
+                )
+            except CorruptRunError:
+                pass
+        R = self.n_repeats or self._train.shape[0]
+        loss_row = check_observation(np.zeros((R, 1, self.dim)), None, loss_values, loss, self.dim, R, None)[2]
+        if not self._template["detectors"]:
+            fail("eps", "given", "a Monitor built with detectors=(...) (names in memnb.core.registry.DETECTORS)")
+        with run_lock(self.root, self.path.name):
+            t0 = time.perf_counter()
+            if self.config is None:
+                if (self.path / CONFIG).exists():
+                    self._reopen()
+                else:
+                    self._start(R, 0, None)  # n: fixed by the first samples, if any
+            out = score_epoch(self, eps, alphas_cumprod, R, self._held_groups())
+            write_scores(self.path, epoch, {**stored_part(out), "loss": loss_row})
+            self._observe_s += time.perf_counter() - t0
+        return score_summary(out, self.labels, epoch)
 
     def _epoch_summary(self, epoch: int, summary: np.ndarray) -> pd.DataFrame:
         c = self.config

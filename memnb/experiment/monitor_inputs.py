@@ -296,7 +296,7 @@ def check_observation(samples, null, loss_values, loss, dim: int, n_repeats: int
     R = n_repeats if n_repeats is not None else x.shape[0]
     if x.shape[0] != R:
         fail("samples", describe(x), f"(n, d) or ({R}, n, d): {R} repeat(s), as the run's data")
-    if config is not None and x.shape[1] != config.n_generate_points:
+    if config is not None and config.n_generate_points and x.shape[1] != config.n_generate_points:
         fail("samples", describe(x), f"{config.n_generate_points} samples per repeat (the first epoch's n)")
     magnitude = max(-float(x.min()), float(x.max()))
     if magnitude > SAMPLE_LIMIT:

@@ -15,8 +15,19 @@ write through it.
 from .advice import DAMAGED, REBUILT, advice
 from .checkpoint import read_checkpoint, write_checkpoint
 from .configs import config_kind, read_config, write_config
-from .files import load_npz, read_data, read_epoch, records, remove_stale, set_aside, write_data, write_epoch
-from .layout import epoch_file, epoch_name, epoch_of, is_run, stored_epochs
+from .files import (
+    load_npz,
+    read_data,
+    read_epoch,
+    read_scores,
+    records,
+    remove_stale,
+    set_aside,
+    write_data,
+    write_epoch,
+    write_scores,
+)
+from .layout import epoch_file, epoch_name, epoch_of, is_run, score_file, stored_epochs, stored_score_epochs
 from .lock import RunLockedError, run_lock
 from .manifest import Manifest, read_manifest, write_manifest
 from .runs import list_runs, project_root, resolve_run, runs_root
@@ -38,6 +49,10 @@ __all__ = [
     "remove_stale",
     "write_data",
     "write_epoch",
+    "read_scores",
+    "write_scores",
+    "score_file",
+    "stored_score_epochs",
     "epoch_file",
     "epoch_name",
     "epoch_of",

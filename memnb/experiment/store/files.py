@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ...core.storage import CorruptRunError, file_record, write_npz
-from .layout import DATA, DATA_ARRAYS, EPOCH_ARRAYS, NOT_RECORDED, epoch_file, epoch_stamp
+from .layout import DATA, DATA_ARRAYS, EPOCH_ARRAYS, NOT_RECORDED, SCORE_ARRAYS, epoch_file, epoch_stamp, score_file
 
 __all__ = ["write_epoch", "read_epoch", "write_data", "read_data", "records", "load_npz", "set_aside", "remove_stale"]
 
@@ -53,6 +53,23 @@ def read_epoch(path: Path | str, epoch: int, advice=None, keys: tuple[str, ...] 
     if stamp is not None and int(stamp) != int(epoch):
         tip = f"; {advice(f.name)}" if advice is not None else ""
         raise CorruptRunError(f"{f} holds epoch {int(stamp)}, not {epoch} (renamed or swapped){tip}")
+    return arrays
+
+
+def write_scores(path: Path | str, epoch: int, arrays: dict[str, np.ndarray]) -> Path:
+    """Commit the generation-free scores of `epoch` of run `path` (an epoch observed without samples)."""
+    f = score_file(path, epoch)
+    write_npz(f, {**arrays, "epoch": epoch_stamp(epoch)})
+    return f
+
+
+def read_scores(path: Path | str, epoch: int, advice=None) -> dict:
+    """The scores of `epoch` observed without samples; CorruptRunError when missing, unreadable or another epoch's."""
+    f = score_file(path, epoch)
+    arrays = load_npz(f, SCORE_ARRAYS, advice)
+    stamp = arrays.pop("epoch", None)
+    if stamp is not None and int(stamp) != int(epoch):
+        raise CorruptRunError(f"{f} holds epoch {int(stamp)}, not {epoch} (renamed or swapped)")
     return arrays
 
 

@@ -6,6 +6,8 @@ A run directory (``<runs root>/<config.run_name()>/``) holds:
 - ``data.npz``: ``train_points`` (R, N, d), ``groups`` (R, N), ``test_points`` (R, m, d) and, by kind,
   ``cluster_centre`` (R, d), ``cluster_std`` (R,) or ``null_points`` (R, n0, d);
 - ``epochs/epoch_XXXXXX.npz``: one evaluated epoch, one commit (EPOCH_ARRAYS; see memnb.experiment.results);
+- ``scores/epoch_XXXXXX.npz``: a monitored epoch scored without samples (memnb.Monitor.observe with `eps` alone):
+  the generation-free membership scores (SCORE_ARRAYS), one commit;
 - ``loss.parquet``, ``table.parquet``, ``zu.parquet``: the tables (rebuilt from the epoch files and the checkpoint);
 - ``checkpoint.pt``: the resume point of a trained run (memnb.experiment.store.checkpoint);
 - ``callbacks.json``: what each callback saw (a run stopped early);
@@ -29,6 +31,7 @@ LOSS = "loss.parquet"
 CHECKPOINT = "checkpoint.pt"
 CALLBACKS = "callbacks.json"
 EPOCHS = "epochs"
+SCORES = "scores"
 LOCKS = ".locks"  # beside the runs, under the runs root: one lock file per run
 TABLES = (TABLE, ZU, LOSS)
 
@@ -41,12 +44,24 @@ EPOCH_OPTIONAL = ("d_mean50", "zu", "zu_n", "epoch", "loss")
 # the generation-free membership scores (a config's `detectors`; memnb.metric.membership_scores.STORED): names (K,),
 # training (R, K, N) and held-out (R, K, m) scores, the held-out points' group codes (R, m)
 EPOCH_OPTIONAL += ("detector_names", "detector_train", "detector_held", "detector_held_groups")
+SCORE_ARRAYS = ("detector_names", "detector_train", "detector_held", "detector_held_groups")
 DATA_ARRAYS = ("train_points", "groups", "test_points")
 NOT_RECORDED = (MANIFEST, CHECKPOINT)  # the manifest itself; the checkpoint verifies itself (store.checkpoint)
 
 
 def epoch_file(path: Path | str, epoch: int) -> Path:
     return Path(path) / EPOCHS / f"epoch_{int(epoch):06d}.npz"
+
+
+def score_file(path: Path | str, epoch: int) -> Path:
+    """The file of an epoch scored without samples (generation-free detectors only)."""
+    return Path(path) / SCORES / f"epoch_{int(epoch):06d}.npz"
+
+
+def stored_score_epochs(path: Path | str) -> list[int]:
+    """The epochs scored without samples (their files in the run's scores folder), in order."""
+    folder = Path(path) / SCORES
+    return sorted(epoch_of(f.name) for f in folder.glob("epoch_*.npz") if not f.name.startswith("."))
 
 
 def epoch_name(epoch: int) -> str:
