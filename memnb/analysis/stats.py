@@ -81,6 +81,52 @@ def onset_epoch(epochs, excess, margin, se=0.0, z: float = 0.0, patience: int = 
     return np.where(above.any(axis=-1), epochs[first], np.nan)
 
 
+ONSET_SIGNIFICANCE = 0.05  # the one onset rule's one-sided level per evaluation (`onset`)
+ONSET_MARGIN = 0.05  # its excess over the null, in the signal's units (a share: 5 points)
+
+
+def onset(epochs, excess, se, margin=ONSET_MARGIN, significance: float = ONSET_SIGNIFICANCE):
+    """(low, high): the one onset rule of memnb, an interval for the epoch at which the excess passes `margin`.
+
+    The event timed is the same at every n (the true excess over the null passes a fixed `margin`); the noise
+    only widens its interval, it does not move it (issue 25: a margin of z s.e. grows as n shrinks and delays
+    small-n onsets). Per evaluation e, a one-sided test with z = Phi^-1(1 - significance / E) (Bonferroni over
+    the curve's E evaluations: a curve that stays at its null is called memorized at some epoch with
+    probability at most `significance`; 3.0 at 0.05 and E = 17):
+      high = first evaluated epoch with excess[e] - margin >  z * se[e]   (significantly above the margin);
+      low  = last evaluated epoch before high with excess[e] - margin < -z * se[e]   (significantly below).
+    The onset lies in (low, high]. high NaN: never significantly above within the run (right-censored:
+    the onset is after low; "not memorized", or "not enough samples to tell" where low is also NaN).
+    low NaN: never significantly below before high (left-censored: the onset is at or before high).
+    Curves are taken as non-decreasing in truth; a later dip below does not undo an onset.
+
+    epochs: (E,) increasing; excess: (..., E) signal minus its (pooled) null; se: broadcast to excess, the
+    excess's standard error at the margin (a share p of n samples: sqrt(p (1 - p) / n) at p = null + margin;
+    NaN never passes); margin: number or broadcast (>= 0); significance in (0, 0.5). Returns two (...,)
+    float arrays of epochs. `onset_epoch` (the first crossing of margin and z s.e.) stays for its callers.
+    """
+    from scipy.special import ndtri
+
+    if not (isinstance(significance, (int, float)) and 0 < significance < 0.5):
+        raise ValueError(f"significance = {significance!r} is invalid; allowed: a level in (0, 0.5)")
+    epochs = np.asarray(epochs, np.float64)
+    excess = np.asarray(excess, np.float64)
+    if epochs.ndim != 1 or excess.shape[-1:] != epochs.shape:
+        raise ValueError(f"excess has shape {excess.shape}; allowed: (..., E) with E = len(epochs) = {len(epochs)}")
+    z = float(ndtri(1 - significance / excess.shape[-1]))
+    dev = excess - np.asarray(margin, np.float64)
+    se = np.broadcast_to(np.asarray(se, np.float64), excess.shape)
+    above, below = dev > z * se, dev < -z * se  # NaN compares False: an unknown point decides nothing
+    idx = np.arange(excess.shape[-1])
+    has_high = above.any(axis=-1)
+    first = np.where(has_high, np.argmax(above, axis=-1), excess.shape[-1])
+    before = below & (idx < first[..., None])
+    last = np.max(np.where(before, idx, -1), axis=-1)
+    high = np.where(has_high, epochs[np.minimum(first, len(epochs) - 1)], np.nan)
+    low = np.where(last >= 0, epochs[np.maximum(last, 0)], np.nan)
+    return low, high
+
+
 def half_level_epoch(epochs, excess, margin: float, se=0.0, z: float = 0.0) -> np.ndarray:
     """First evaluated epoch at which the excess reaches half of its final value (the last epoch's).
 
@@ -96,6 +142,21 @@ def half_level_epoch(epochs, excess, margin: float, se=0.0, z: float = 0.0) -> n
     first = np.argmax(reached, axis=-1)
     ok = (final[..., 0] > margin) & (final[..., 0] > floor[..., -1]) & reached.any(axis=-1)
     return np.where(ok, epochs[first], np.nan)
+
+
+def holm(pvalues) -> np.ndarray:
+    """Holm's step-down adjusted p-values (Holm 1979): with the m finite p sorted, p_(1) <= ... <= p_(m),
+    adj_(i) = max_{j <= i} min(1, (m - j + 1) p_(j)); rejecting adj < alpha controls the family-wise error
+    at alpha. pvalues: (m,) (NaN: not a test, left out of m and kept NaN). Returns (m,) in the input order."""
+    p = np.asarray(pvalues, np.float64)
+    if p.ndim != 1 or np.any(p[np.isfinite(p)] < 0) or np.any(p[np.isfinite(p)] > 1):
+        raise ValueError(f"pvalues = {p!r} is invalid; allowed: a 1-d array of p-values in [0, 1] (NaN: no test)")
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    order = ok[np.argsort(p[ok], kind="stable")]
+    m = len(order)
+    out[order] = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    return out
 
 
 def censor(times, censor_at: float) -> tuple[np.ndarray, np.ndarray]:

@@ -29,7 +29,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from .stats import onset_epoch
+from .stats import ONSET_MARGIN, ONSET_SIGNIFICANCE, onset, onset_epoch
 
 DEPENDENCE = ("architecture", "training", "both", "neither")
 
@@ -89,6 +89,26 @@ def tau_mem(epochs, memorized, null, n_generated, margin: float = 0.05, z: float
         n = n[..., None]
     se = np.sqrt(np.clip(q, 0, 1) * (1 - np.clip(q, 0, 1)) / n)
     return onset_epoch(epochs, memorized - q, margin, se, z)
+
+
+def tau_mem_interval(
+    epochs, memorized, null, n_generated, margin: float = ONSET_MARGIN, significance: float = ONSET_SIGNIFICANCE
+) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high): the interval (low, high] of epochs holding τ_mem by memnb's one onset rule (`stats.onset`).
+
+    Same arrays as `tau_mem`; the event is the true memorized share passing null + margin, the same at every n.
+    se of the excess at the margin: sqrt(p (1 - p) / n_generated + q (1 - q) / (n_generated E)), p = q + margin,
+    q the null pooled over the E epochs (its own binomial error, E draws of n_generated). NaN low: left-censored;
+    NaN high: right-censored after low (`censored.intervals_from_epochs` turns both into steps).
+    """
+    memorized = np.asarray(memorized, np.float64)
+    q = np.clip(np.nanmean(np.asarray(null, np.float64), axis=-1, keepdims=True), 0, 1)
+    n = np.asarray(n_generated, np.float64)
+    if n.ndim == memorized.ndim - 1:
+        n = n[..., None]
+    p = np.clip(q + margin, 0, 1)
+    se = np.sqrt(p * (1 - p) / n + q * (1 - q) / (n * memorized.shape[-1]))
+    return onset(epochs, memorized - q, se, margin, significance)
 
 
 # -- scaling with n ------------------------------------------------------------------------------------
