@@ -346,3 +346,58 @@ def test_compare_curves_is_welch_s_test_cell_by_cell():
     assert same.within.all() and (same["diff"] == 0).all()
     with pytest.raises(ValueError, match="value"):
         compare_curves(a, b, "loss")
+
+
+# -- the one onset rule and Holm's adjustment (issue 25) -----------------------------------------------------
+def test_onset_interval_equals_a_loop():
+    from scipy.stats import norm
+
+    from memnb.analysis.stats import onset
+
+    rng = np.random.default_rng(5)
+    epochs = np.arange(0, 200, 10.0)
+    excess = np.cumsum(rng.normal(0.01, 0.05, (30, len(epochs))), axis=1)
+    se = rng.uniform(0.01, 0.05, (30, 1))
+    low, high = onset(epochs, excess, se, margin=0.1, significance=0.05)
+    z = norm.ppf(1 - 0.05 / len(epochs))  # Bonferroni over the curve's evaluations
+    for i in range(30):
+        hi = next((e for e, x in zip(epochs, excess[i]) if x - 0.1 > z * se[i, 0]), np.nan)
+        lo = np.nan
+        for e, x in zip(epochs, excess[i]):
+            if not np.isnan(hi) and e >= hi:
+                break
+            if x <= 0.1:
+                lo = e
+        np.testing.assert_equal((low[i], high[i]), (lo, hi))
+
+
+def test_onset_margin_does_not_grow_as_samples_shrink():
+    from memnb.analysis.stats import onset
+
+    epochs = np.arange(10.0)
+    excess = np.where(epochs >= 4, 0.5, 0.0)  # a step at epoch 4, far above the margin
+    for se in (0.005, 0.05):  # 100x fewer samples: the same interval (3, 4]
+        assert onset(epochs, excess, se, 0.05) == (3.0, 4.0)
+    low, high = onset(epochs, np.full(10, 0.06), 0.05, 0.05)  # above the margin, not significantly: censored
+    assert np.isnan(low) and np.isnan(high)
+    with pytest.raises(ValueError, match="significance"):
+        onset(epochs, excess, 0.01, 0.05, significance=0.7)
+
+
+def test_holm_equals_its_definition():
+    from memnb.analysis.stats import holm
+
+    rng = np.random.default_rng(2)
+    for _ in range(20):
+        p = rng.uniform(0, 0.2, 8)
+        p[rng.integers(0, 8)] = np.nan
+        got = holm(p)
+        ok = [i for i in range(8) if not np.isnan(p[i])]
+        order = sorted(ok, key=lambda i: p[i])
+        m, running = len(order), 0.0
+        for rank, i in enumerate(order):
+            running = max(running, min(1.0, (m - rank) * p[i]))
+            assert got[i] == pytest.approx(running)
+        assert np.isnan(got[[i for i in range(8) if i not in ok]]).all()
+    # eight cells at the sign-flip test's smallest p with 6 repeats: none below 0.05 after Holm
+    assert holm(np.full(8, 2 / 64)).min() == pytest.approx(0.25)

@@ -166,6 +166,13 @@ def test_repeat_times_from_tidy_frames():
     # the lowest energy is 1/101 at epoch 100; within 10% of it (< 0.0109) only at epoch 100
     np.testing.assert_array_equal(t.tau_plateau, [400, 400])
     np.testing.assert_array_equal(t.window_plateau, [12 - 400, 0])
+    # the one onset rule's intervals (steps): jump at epoch 3 of a share of 1000 -> (1, 3] epochs; never: after 100
+    np.testing.assert_array_equal(t.tau_mem_low, [4, 400]) and np.testing.assert_array_equal(
+        t.tau_mem_high, [12, np.inf]
+    )
+    np.testing.assert_array_equal(t.tau_gen_low, [40, 40]) and np.testing.assert_array_equal(
+        t.tau_gen_high, [120, 120]
+    )
     times = pd.DataFrame({"dataset": "moons", "n": np.repeat([64, 128, 256], 4)})
     rng = np.random.default_rng(0)
     times["tau_mem"] = times.n * np.exp(0.1 * rng.standard_normal(12))
@@ -173,7 +180,7 @@ def test_repeat_times_from_tidy_frames():
     s = ts.scaling_table(times, np.random.default_rng(0), n_bootstrap=200)
     assert s.alpha.iloc[0] == pytest.approx(np.polyfit(np.log(times.n), np.log(times.tau_mem), 1)[0])
     row = s.iloc[0]
-    assert row.bonnaire_linear_in_interval == (row.alpha_low <= 1 <= row.alpha_high)
+    assert row.bonnaire_linear_in_interval == (row.alpha_low <= 1 <= row.alpha_high)  # no intervals: least squares
     assert row.alpha_low < row.alpha < row.alpha_high and row.n_timed == 12 and math.isnan(row.n_off)
     times["tau_mem"] = np.sqrt(times.n) * np.exp(0.01 * rng.standard_normal(12))  # alpha = 0.5, tight
     times.loc[times.n == 256, "tau_mem_censored"] = True
@@ -181,3 +188,22 @@ def test_repeat_times_from_tidy_frames():
     row = ts.scaling_table(times, np.random.default_rng(0), n_bootstrap=200).iloc[0]
     assert not row.bonnaire_linear_in_interval and row.alpha == pytest.approx(0.5, abs=0.05)
     assert (row.n_timed, row.n_censored, row.n_values, row.n_off, row.n_last) == (8, 4, 2, 256.0, 128.0)
+
+
+def test_scaling_table_adds_the_censored_fit():
+    rng = np.random.default_rng(4)
+    times = pd.DataFrame({"dataset": "moons", "n": np.repeat([64.0, 128, 256, 512], 6)})
+    tau = 20 * times.n * np.exp(0.2 * rng.standard_normal(24))
+    grid = np.geomspace(100, 8000, 12)
+    i = np.searchsorted(grid, tau)
+    times["tau_mem_low"] = np.where(i > 0, grid[np.maximum(i - 1, 0)], 0.0)
+    times["tau_mem_high"] = np.where(i < len(grid), grid[np.minimum(i, len(grid) - 1)], np.inf)
+    times["tau_mem_censored"] = i == len(grid)
+    times["tau_mem"] = np.where(times.tau_mem_censored, np.nan, times.tau_mem_high)
+    row = ts.scaling_table(times, np.random.default_rng(0), n_bootstrap=100).iloc[0]
+    from memnb.analysis.censored import fit_scaling
+
+    f = fit_scaling(times.n.to_numpy(), times.tau_mem_low.to_numpy(), times.tau_mem_high.to_numpy())
+    assert row.alpha_censored == f["alpha"] and row.alpha_censored_low == f["alpha_low"]
+    assert row.n_right == int(times.tau_mem_censored.sum()) and row.n_right > 0
+    assert row.bonnaire_linear_in_interval == (f["alpha_low"] <= 1 <= f["alpha_high"])

@@ -30,7 +30,8 @@ from scipy.special import log_ndtr
 from scipy.stats import chi2
 
 ALPHA_BOUND = 10.0  # |α| beyond this is "not bounded by the data" (memorization times ∝ n^10 are off any grid)
-LOG_SIGMA = (math.log(1e-3), math.log(10.0))  # σ from 0.1 % to 10x scatter in τ between repeats
+LOG_SIGMA = (math.log(0.05), math.log(10.0))  # σ from 5 % to 10x: a floor, as σ -> 0 is the
+# interval-censored likelihood's non-regular edge on coarse grids (every interval threaded by one line)
 
 
 def _check(n, low, high) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -94,10 +94,13 @@ def onset(epochs, excess, se, margin=ONSET_MARGIN, significance: float = ONSET_S
     the curve's E evaluations: a curve that stays at its null is called memorized at some epoch with
     probability at most `significance`; 3.0 at 0.05 and E = 17):
       high = first evaluated epoch with excess[e] - margin >  z * se[e]   (significantly above the margin);
-      low  = last evaluated epoch before high with excess[e] - margin < -z * se[e]   (significantly below).
-    The onset lies in (low, high]. high NaN: never significantly above within the run (right-censored:
-    the onset is after low; "not memorized", or "not enough samples to tell" where low is also NaN).
-    low NaN: never significantly below before high (left-censored: the onset is at or before high).
+      low  = last evaluated epoch before high with excess[e] <= margin              (not above the margin).
+    The onset lies in (low, high]: the noise makes high later where samples are few, and low, a point estimate
+    below the margin, can only fall earlier for it, so the interval widens instead of moving (the calibration
+    bench, memnb.analysis.simulate, measured a "significantly below" low end: it left small-n onsets without a
+    lower bound and biased α up by 0.16-0.32). high NaN: never significantly above within the run
+    (right-censored after low: "not memorized"; "not enough samples to tell" where the excess is above the
+    margin at the end but not significantly). low NaN: above the margin from the first evaluation (left-censored).
     Curves are taken as non-decreasing in truth; a later dip below does not undo an onset.
 
     epochs: (E,) increasing; excess: (..., E) signal minus its (pooled) null; se: broadcast to excess, the
@@ -116,7 +119,7 @@ def onset(epochs, excess, se, margin=ONSET_MARGIN, significance: float = ONSET_S
     z = float(ndtri(1 - significance / excess.shape[-1]))
     dev = excess - np.asarray(margin, np.float64)
     se = np.broadcast_to(np.asarray(se, np.float64), excess.shape)
-    above, below = dev > z * se, dev < -z * se  # NaN compares False: an unknown point decides nothing
+    above, below = dev > z * se, dev <= 0  # NaN compares False: an unknown point decides nothing
     idx = np.arange(excess.shape[-1])
     has_high = above.any(axis=-1)
     first = np.where(has_high, np.argmax(above, axis=-1), excess.shape[-1])

@@ -29,6 +29,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from .censored import fit_scaling, intervals_from_epochs
 from .stats import ONSET_MARGIN, ONSET_SIGNIFICANCE, onset, onset_epoch
 
 DEPENDENCE = ("architecture", "training", "both", "neither")
@@ -213,6 +214,7 @@ def repeat_times(
     margin: float = 0.05,
     z: float = 3.0,
     plateau_tol: float = 0.1,
+    significance: float = ONSET_SIGNIFICANCE,
 ) -> pd.DataFrame:
     """One row per repeat: tau_gen, tau_plateau and tau_mem in epochs and steps (NaN: censored), and the windows.
 
@@ -220,7 +222,11 @@ def repeat_times(
     energy_reference) at the same epochs; steps: steps per epoch. Columns: repeat, tau_gen_epoch,
     tau_mem_epoch, tau_gen, tau_mem (steps), tau_gen_censored, tau_mem_censored, horizon (steps),
     window (steps; a lower bound where window_censored), tau_plateau (`tau_plateau`, steps), window_plateau
-    (tau_mem - tau_plateau, same censoring), final_memorized, final_null, final_energy_ratio.
+    (tau_mem - tau_plateau, same censoring), final_memorized, final_null, final_energy_ratio; and the intervals
+    (low, high] in steps holding each time, for `censored.fit_scaling`: tau_mem_low, tau_mem_high by the one
+    onset rule (`tau_mem_interval`: `margin`, `significance`; not the first crossing of tau_mem, whose z s.e.
+    margin depends on n), tau_gen_low/high and tau_plateau_low/high (previous evaluation, first crossing]
+    (their curves have no sampling noise to test); high = inf: right-censored.
     """
     mem = curves.pivot(index="repeat", columns="epoch", values="memorized")
     null = curves.pivot(index="repeat", columns="epoch", values="memorized_null")
@@ -234,6 +240,17 @@ def repeat_times(
     t_gen = tau_gen(epochs, energy.to_numpy(), ref.to_numpy(), factor)
     t_plat = tau_plateau(epochs, energy.to_numpy(), plateau_tol)
     horizon = float(epochs[-1] * steps)
+    intervals = dict(
+        zip(
+            ("tau_mem_low", "tau_mem_high"),
+            intervals_from_epochs(
+                *tau_mem_interval(epochs, mem.to_numpy(), null.to_numpy(), ngen.to_numpy(), margin, significance), steps
+            ),
+        )
+    )
+    for name, t in (("tau_gen", t_gen), ("tau_plateau", t_plat)):
+        prev = np.where(np.isnan(t), epochs[-1], epochs[np.maximum(np.searchsorted(epochs, np.nan_to_num(t)) - 1, 0)])
+        intervals[f"{name}_low"], intervals[f"{name}_high"] = intervals_from_epochs(prev, t, steps)
     window, wcens = generalization_window(t_gen * steps, t_mem * steps, horizon)
     wplat, pcens = generalization_window(t_plat * steps, t_mem * steps, horizon)
     return pd.DataFrame(
@@ -255,6 +272,7 @@ def repeat_times(
             "final_memorized": mem.to_numpy()[:, -1],
             "final_null": null.to_numpy().mean(axis=1),
             "final_energy_ratio": energy.to_numpy()[:, -1] / ref.to_numpy(),
+            **intervals,
         }
     )
 
@@ -265,8 +283,13 @@ def scaling_table(
     """The log-log law of a time scale (`time`: tau_mem, or tau_gen) in n, per dataset: one row each.
 
     times: `repeat_times` rows with columns dataset and n (training-set size). Columns: dataset, time, a, alpha,
-    alpha_low, alpha_high (`bootstrap_exponent`, level), n_timed, n_censored, n_values (distinct n with a timed
-    repeat), n_off and n_last (`no_memorization_above`), bonnaire_linear_in_interval (whether α = 1 is inside).
+    alpha_low, alpha_high (least squares on first crossings, censored dropped: `bootstrap_exponent`, level;
+    biased, issue 25), n_timed, n_censored, n_values (distinct n with a timed repeat), n_off and n_last
+    (`no_memorization_above`), bonnaire_linear_in_interval_ls (α = 1 inside the least-squares interval); where
+    times has the intervals ``{time}_low``, ``{time}_high``, the calibrated estimate (`censored.fit_scaling`,
+    its profile interval at `level`): a_censored, alpha_censored, alpha_censored_low, alpha_censored_high,
+    sigma_censored, n_right, n_uninformative, and bonnaire_linear_in_interval (α = 1 inside it; else the
+    least-squares one).
     """
     rows = []
     for ds, t in times.groupby("dataset", sort=False, observed=True):
@@ -274,6 +297,24 @@ def scaling_table(
         a, _ = loglog_fit(t.n, t[time])
         alpha, lo, hi, _ = bootstrap_exponent(t.n.to_numpy(), t[time].to_numpy(), rng, n_bootstrap, level)
         n_off, n_last = no_memorization_above(t.n.to_numpy(), cens)
+        ls_inside = bool(lo <= 1 <= hi) if not math.isnan(lo) else False
+        fit = {}
+        if f"{time}_low" in t:
+            f = fit_scaling(t.n.to_numpy(np.float64), t[f"{time}_low"].to_numpy(), t[f"{time}_high"].to_numpy(), level)
+            fit = {
+                "a_censored": f["a"],
+                "alpha_censored": f["alpha"],
+                "alpha_censored_low": f["alpha_low"],
+                "alpha_censored_high": f["alpha_high"],
+                "sigma_censored": f["sigma"],
+                "n_right": f["n_right"],
+                "n_uninformative": f["n_uninformative"],
+            }
+        inside = (
+            bool(fit["alpha_censored_low"] <= 1 <= fit["alpha_censored_high"])
+            if fit and not math.isnan(fit["alpha_censored_low"])
+            else (ls_inside if not fit else False)
+        )
         rows.append(
             {
                 "dataset": ds,
@@ -287,7 +328,9 @@ def scaling_table(
                 "n_values": int(t.loc[~cens, "n"].nunique()),
                 "n_off": n_off,
                 "n_last": n_last,
-                "bonnaire_linear_in_interval": bool(lo <= 1 <= hi) if not math.isnan(lo) else False,
+                "bonnaire_linear_in_interval_ls": ls_inside,
+                **fit,
+                "bonnaire_linear_in_interval": inside,
             }
         )
     return pd.DataFrame(rows)

@@ -50,7 +50,7 @@ from ..experiment.runner import run_dir
 from .profiles import PROFILES, check_profile, project_root, resolve_runs_root
 from .questions_grid import FULL, apply_profile, cell_configs, describe, horizon, params_from, part1_configs
 from .questions_report import Answer, markdown, readable, summary_text, write
-from .questions_stats import analyse_run, window_table
+from .questions_stats import analyse_run, holm_cells, window_table
 from .sweep import run_sweep
 
 __all__ = [
@@ -113,11 +113,14 @@ def answer(
     )
     comp = tables.pop("comparison")
     tables["ordering"] = comp[comp.factor == "part1"].reset_index(drop=True)
-    tables["cells"] = comp[comp.factor != "part1"].reset_index(drop=True)
+    tables["cells"] = holm_cells(comp[comp.factor != "part1"].reset_index(drop=True), params["alpha"])
     tables["windows"] = window_table(part1)
     tables["trajectories"] = tables["trajectories"]
     cells_t = tables["cells"]
-    dep = dependence(cells_t[cells_t.factor == "model"].verdict, cells_t[cells_t.factor == "training"].verdict)
+    # the rule reads the verdicts under Holm-adjusted p (eight cells, eight tests per comparison: issue 25)
+    dep = dependence(
+        cells_t[cells_t.factor == "model"].verdict_holm, cells_t[cells_t.factor == "training"].verdict_holm
+    )
     return Answer(params, check_profile(profile), reductions, tables, dep, time.perf_counter() - t0, sweep.wall_s)
 
 

@@ -69,10 +69,17 @@ def readable(a: Answer) -> dict[str, pd.DataFrame]:
                 for m, k in zip(c[f"onset_{g}_median"], c[f"onset_{g}_censored"])
             ]
         out["out - inl [CI]"] = [_interval(r, "out_minus_inl") for _, r in c.iterrows()]
-        out["p inl"] = c.p_inl.map(lambda p: "n/a" if not np.isfinite(p) else f"{p:.3f}")
+        fmt = lambda p: "n/a" if not np.isfinite(p) else f"{p:.3f}"  # noqa: E731
+        out["p inl"] = c.p_inl.map(fmt)
+        if "p_inl_holm" in c:  # the part-2 cells: Holm-adjusted over the cells (questions_stats.holm_cells)
+            out["p inl (Holm)"] = c.p_inl_holm.map(fmt)
         out["out - dup [CI]"] = [_interval(r, "out_minus_dup") for _, r in c.iterrows()]
-        out["p dup"] = c.p_dup.map(lambda p: "n/a" if not np.isfinite(p) else f"{p:.3f}")
+        out["p dup"] = c.p_dup.map(fmt)
+        if "p_dup_holm" in c:
+            out["p dup (Holm)"] = c.p_dup_holm.map(fmt)
         out["verdict"] = c.verdict
+        if "verdict_holm" in c:
+            out["verdict (Holm)"] = c.verdict_holm
         return out
 
     w = t["windows"].copy()
@@ -139,9 +146,15 @@ def summary_text(a: Answer) -> str:
     o = t["ordering"]
     paras.append("Q1 ordering per n: " + "; ".join(f"{r.dataset} n={r.n}: {r.verdict}" for r in o.itertuples()) + ".")
     c = t["cells"]
+    v = "verdict_holm" if "verdict_holm" in c else "verdict"
+    floor = (
+        f" (with {int(c.n_repeats.min())} repeats the smallest Holm-adjusted p is {c.min_p_holm.min():.3f})"
+        if len(c) and "min_p_holm" in c
+        else ""
+    )
     paras.append(
-        f"Q2: verdicts of the model cells {_counts(c[c.factor == 'model'].verdict)}, of the training "
-        f"cells {_counts(c[c.factor == 'training'].verdict)}: the ordering depends on {a.dependence}."
+        f"Q2: verdicts (Holm-adjusted p over the {len(c)} cells) of the model cells {_counts(c[c.factor == 'model'][v])}, "
+        f"of the training cells {_counts(c[c.factor == 'training'][v])}{floor}: the ordering depends on {a.dependence}."
     )
     w = t["windows"]
 

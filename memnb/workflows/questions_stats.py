@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 
 from ..analysis.early_stopping import quality_by_epoch
+from ..analysis.stats import holm
 from ..analysis.timescales import memorized_curves, repeat_times, steps_per_epoch
-from ..analysis.verdict import Variant, compare_groups, timings
+from ..analysis.verdict import Variant, compare_groups, decide, timings
 from ..core.config import ExperimentConfig
 from ..experiment.results import Results
 from .questions_grid import CRITERION
@@ -119,3 +120,26 @@ def window_table(times: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def holm_cells(cells: pd.DataFrame, alpha: float) -> pd.DataFrame:
+    """The part-2 cells with Holm-adjusted p-values beside the raw ones and the verdict under them.
+
+    cells: `analyse_run`'s comparison rows of the cells (one per cell). Holm over the cells, per comparison
+    (outlier - inlier, outlier - duplicate: each a family of len(cells) tests): p_inl_holm, p_dup_holm; then
+    verdict_holm = `verdict.decide` with the adjusted p (the raw verdict stays in `verdict`). With R repeats
+    the exact sign-flip test's smallest p is 2 / 2^R (0.031 at R = 6), so the smallest Holm-adjusted p is
+    len(cells) * 2 / 2^R: no cell can be significant unless 2^R >= 2 len(cells) / alpha (R >= 9 for 8 cells
+    at 0.05); min_p_holm says what the design allows.
+    """
+    c = cells.copy()
+    for g in ("inl", "dup"):
+        c[f"p_{g}_holm"] = holm(c[f"p_{g}"].to_numpy(np.float64)) if len(c) else []
+    c["verdict_holm"] = [
+        decide(
+            {g: (r[f"out_minus_{g}_low"], r[f"out_minus_{g}_high"], r[f"p_{g}_holm"]) for g in ("inl", "dup")}, alpha
+        )
+        for _, r in c.iterrows()
+    ]
+    c["min_p_holm"] = np.minimum(1.0, len(c) * 2.0 / 2.0 ** c.n_repeats.to_numpy(np.float64)) if len(c) else []
+    return c
