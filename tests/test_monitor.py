@@ -368,7 +368,12 @@ def test_diffusers_notebook_at_the_smoke_profile(tmp_path):
     pytest.importorskip("diffusers")
     text = run_notebook_smoke("bring_your_own_model.ipynb", tmp_path, interactive=False)
     assert "sanity checks passed" in text and "epoch 2: memorized" in text
-    (run,) = [p for p in (tmp_path / "runs").iterdir() if not p.name.startswith(".")]  # .locks aside
+    runs = sorted(p for p in (tmp_path / "runs").iterdir() if not p.name.startswith("."))  # .locks aside
+    (run,) = [p for p in runs if "-scores-" not in p.name]
+    (scored,) = [p for p in runs if "-scores-" in p.name]  # the generation-free path: scores, no samples
+    frame = Results(scored).detector_scores()
+    assert sorted(set(frame.epoch)) == [0, 1, 2] and set(frame.detector) == {"sima", "loss"}
+    assert "score (no samples)" in text
     res = Results(run)
     assert res.complete and res.evaluated_epochs == [0, 1, 2] and res.config.model == "diffusers UNet2DModel"
     assert res.config.dim == 64 and images.image_shape(res) == (8, 8)
