@@ -136,3 +136,15 @@ def test_the_quick_benchmark_writes_its_report(tmp_path):
     assert arms["exact"]["speedup_vs_exact"] == 1.0 and arms["exact"]["calls_per_point"] == 50
     assert [arms[k]["calls_per_point"] for k in ("loss", "pia", "secmi", "sima", "lid")] == [5, 6, 11, 1, 3]
     assert all(a["median_s"] > 0 for a in arms.values())
+
+
+def test_the_detector_signal_counts_the_threshold_noise(run):
+    """The share flagged varies with the n training points and with the threshold, a quantile of m held-out points:
+    its null standard error is sqrt(q (1 - q) (1/n + 1/m)) (here checked against the group sizes of the run)."""
+    from memnb.analysis.detection import detector_signals
+
+    s = detector_signals(run, "pia", q=0.1).merge(
+        run.detector_scores(q=0.1).query("detector == 'pia'")[["repeat", "epoch", "group", "n_held"]]
+    )
+    np.testing.assert_allclose(s.se, np.sqrt(0.1 * 0.9 * (1 / s.n + 1 / s.n_held)))
+    assert (s.n == s.group.map({"inlier": 60 - 6, "outlier": 6, "duplicate": 12})).all()

@@ -5,7 +5,8 @@ neighbours, the paper's criterion) and every detector's scores of every training
 detector and group (inlier, outlier, duplicate):
 
 - the onset: the detector's signal is the share of the group's training points flagged (score above the group's
-  (1 - q) held-out quantile) with its null the held-out points' own share (floor(q m)/m); the exact test's is the
+  (1 - q) held-out quantile) with its null the held-out points' own share (floor(q m)/m) and its standard error
+  sqrt(q (1 - q) (1/n + 1/m)) (the threshold is a quantile of m held-out points, not a known constant); the exact test's is the
   share of the group's training points copied by a memorized sample (criterion ``paper`` at the run's ratio, value
   ``copied``) with its null draws; both timed by the one rule of memnb.analysis.stats (`timing_table`: the first
   epoch whose excess over the null passes `margin` and z binomial standard errors), per repeat. Reported: the exact
@@ -57,8 +58,18 @@ def detector_signals(results, detector: str, q: float = DEFAULT_Q) -> pd.DataFra
             "null": g.null.to_numpy(np.float64),
             "n": g.n_train.to_numpy(np.float64),
             "scale": 1.0,
+            "se": _null_se(q, g.n_train.to_numpy(np.float64), g.n_held.to_numpy(np.float64)),
         }
     ).sort_values(["repeat", "group", "epoch"], ignore_index=True)
+
+
+def _null_se(q: float, n: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Standard error of the share flagged under the null, sqrt(q (1 - q) (1/n + 1/m)): the n training points'
+    binomial noise plus that of the threshold, itself a quantile of only m held-out points (a group of 20 held-out
+    outliers moves its 95 % quantile as much as 20 training points move their share). NaN where m = 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se = np.sqrt(q * (1 - q) * (1 / n + 1 / m))
+    return np.where(np.isfinite(se), se, np.nan)
 
 
 def exact_signals(results) -> pd.DataFrame:
