@@ -4,10 +4,11 @@ Input: rows of `Results.table()` or `Results.rates_at()` of ONE criterion at ONE
 Per group (and the whole sample, ``all``) one of `STANDINGS`:
 
 - ``above``: memorization is established by memnb's one onset rule (memnb.analysis.stats.onset: the excess
-  over the pooled null passes ONSET_MARGIN, 5 points, at the one-sided level ONSET_SIGNIFICANCE, 5 %, at some
-  evaluated epoch), applied to the mean over repeats with the repeats' spread as its error: a one-sided
-  t-test per evaluation (R - 1 degrees of freedom), its error never below the binomial one of the mean at
-  p = null + margin. `onset` is the first such epoch. Values on the per-point scale of the verdict
+  over the pooled null passes ONSET_MARGIN, 5 points, significantly at some evaluated epoch, at the level
+  ONSET_SIGNIFICANCE, 5 %, over the whole curve: Bonferroni over its E evaluations), applied to the mean over
+  repeats with the repeats' spread as its error: a one-sided t-test per evaluation at 5 % / E (R - 1 degrees
+  of freedom), its error never below the binomial one of the mean at p = null + margin (a z-test). `onset` is the
+  first such epoch. Values on the per-point scale of the verdict
   (stats.signal_frame): ``memorized`` divided by the group's share of the training set, ``copied`` as is.
 - ``below``: the group's share lies significantly below its null at the final epoch and never rose above it:
   the counts pooled over repeats, a one-sided exact test (Fisher's, conditional on the total) of the generated
@@ -61,8 +62,9 @@ def mean_onset(epochs, excess, se, margin=ONSET_MARGIN, significance=ONSET_SIGNI
     """(low, high) of the one onset rule on the mean over repeats (see the module docstring).
 
     epochs: (E,); excess: (R, E) each repeat's excess over its pooled null, se: (R, E) its binomial error at
-    p = null + margin (NaN where unknown). The mean's error is max(sd / sqrt(R), sqrt(sum se^2) / R), scaled
-    by t(1 - significance, R - 1) / z(1 - significance) so that `onset`'s z-test is the t-test. R >= 2.
+    p = null + margin (NaN where unknown). The mean's error is max(sd / sqrt(R) * t(1 - a, R - 1) / z(1 - a),
+    sqrt(sum se^2) / R), a = significance / E (`onset`'s Bonferroni level per evaluation): the repeats' spread,
+    estimated, enters as a t-test at that level; the binomial error, known, as a floor of the z-test. R >= 2.
     """
     excess, se = np.asarray(excess, np.float64), np.asarray(se, np.float64)
     r = np.sum(~np.isnan(excess), axis=0).astype(np.float64)
@@ -71,8 +73,9 @@ def mean_onset(epochs, excess, se, margin=ONSET_MARGIN, significance=ONSET_SIGNI
         mean = np.nanmean(excess, axis=0)
         sem = np.nanstd(excess, axis=0, ddof=1) / np.sqrt(r)
         binom = np.sqrt(np.nansum(se**2, axis=0)) / r
-        scale = sps.t.ppf(1 - significance, np.where(r > 1, r - 1, np.nan)) / ndtri(1 - significance)
-    return onset(epochs, mean, np.fmax(sem, binom) * scale, margin, significance)
+        a = significance / len(np.asarray(epochs))  # stats.onset's level per evaluation (Bonferroni over E)
+        scale = sps.t.ppf(1 - a, np.where(r > 1, r - 1, np.nan)) / ndtri(1 - a)
+    return onset(epochs, mean, np.fmax(sem * scale, binom), margin, significance)
 
 
 def _signals(rows: pd.DataFrame, value: str) -> pd.DataFrame:
@@ -116,7 +119,7 @@ def standing(
     rows: one criterion at one threshold; value: ``memorized`` or ``copied``; n_null: null draws per repeat and
     evaluation (config.n_null_points; None: n_generated, memnb's default); margin, significance: the one onset
     rule's; below_significance: the below test's level. Columns: group, standing, onset (first epoch
-    established; NaN otherwise), onset_low (the last epoch before it significantly below the margin), p_below,
+    established; NaN otherwise), onset_low (the last epoch before it at or below the margin: stats.onset), p_below,
     final (the final epoch's mean value, a share), null (its mean null), n_repeats, text (`STANDING_TEXT`).
     """
     if value not in ("memorized", "copied"):

@@ -8,7 +8,7 @@ criterion at ONE threshold (`select` picks them).
   repeats as independent draws), clipped to [0, 1] (a share cannot leave it); no band with one repeat.
 - "First epoch above null": memnb's one onset rule (`stats.onset`, on the mean over repeats:
   memnb.analysis.against_null.standing): the first evaluated epoch at which the excess over the pooled null
-  (per point: memorized / the group's share, or copied) passes 5 points at one-sided 5 %, the repeats'
+  (per point: memorized / the group's share, or copied) passes 5 points at 5 % over the curve (Bonferroni), the repeats'
   spread as its error; None where it never does, and with one repeat (not enough repeats to tell).
 """
 

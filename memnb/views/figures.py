@@ -237,9 +237,7 @@ def subtitle(table: pd.DataFrame, value: str, n_shown: int | None = None, n_null
     if st is None:
         return head
     names = {g: group_name(g) for g in st.group}
-    return (
-        f"{head}\nAgainst the null (one onset rule, 5 points at one-sided 5 % over repeats): {standing_line(st, names)}"
-    )
+    return f"{head}\nAgainst the null (one onset rule: 5 points above it at 5 % over the curve, over repeats): {standing_line(st, names)}"
 
 
 def rates_figure(

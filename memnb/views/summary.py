@@ -29,7 +29,7 @@ def summary_text(table: pd.DataFrame, config=None) -> str:
         )
     head.append(
         "first_epoch_*_above_null: memnb's one onset rule (the excess over the null, per point, passes 5 points "
-        "at one-sided 5 %, over repeats); never = on its null within the run; below = significantly BELOW its "
+        "at 5 % over the curve's evaluations, over repeats); never = on its null within the run; below = significantly BELOW its "
         "null at the final epoch, a quality failure (the generator is worse than the data), not 'not memorized "
         "yet'; with one repeat: not enough repeats to tell."
     )
