@@ -104,7 +104,9 @@ def test_fit_names_a_bad_interval(bad):
 @pytest.mark.parametrize("schedule", ["log", "linear"])
 def test_simulated_grid_is_the_runs_grid(schedule):
     kw = dict(n_evals=16) if schedule == "log" else dict(eval_every=25)
-    c = ExperimentConfig(dataset="moons", n_base=64, epochs=1053, eval_schedule=schedule, **kw)
+    c = ExperimentConfig(
+        dataset="moons", n_base=512, n_outliers=51, n_duplicates=51, epochs=1053, eval_schedule=schedule, **kw
+    )
     got = simulate.eval_grid(1053, schedule, kw.get("n_evals"), kw.get("eval_every"))
     np.testing.assert_array_equal(got, np.array(c.eval_epochs, np.float64))
 
