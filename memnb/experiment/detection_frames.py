@@ -13,7 +13,8 @@ import pandas as pd
 from ..core.validate import fail
 from ..metric.membership_null import TABLE_FIELDS, check_q, group_tables
 from ..metric.membership_scores import DEFAULT_Q, STORED
-from .store import read_scores, stored_score_epochs
+from .store.files import read_scores
+from .store.layout import stored_score_epochs
 
 PER = ("group", "point")
 
