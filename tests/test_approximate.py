@@ -14,6 +14,7 @@ from memnb.metric.approximate import (
 )
 
 U, D, N_QUERY, N_TEST, K = 600, 24, 150, 300, 50
+CRITERIA = {"paper", "train_only", "relative"}
 
 
 @pytest.fixture(scope="module")
@@ -244,3 +245,26 @@ def test_hnsw_rows_short_of_k_go_to_the_exact_storage_search(points):
     np.testing.assert_array_equal(idx[::3], ref_i[::3])  # the exact search's neighbours for the short rows
     np.testing.assert_allclose(dist[::3], ref_d[::3], rtol=1e-9)
     assert (idx >= 0).all()
+
+
+def test_quick_benchmark_writes_a_consistent_report(tmp_path):
+    """benchmarks/approximate_bench.py --quick runs end to end (make bench runs it); its ratios are its timings'."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "benchmarks/approximate_bench.py", "--quick", "--out", str(tmp_path)]
+    subprocess.run(cmd, cwd=root, check=True, capture_output=True, text=True, timeout=300)
+    report = json.loads((tmp_path / "approximate-latest-quick.json").read_text())
+    (row,) = report["rows"]
+    assert row["known_answer"]["ok"] and row["ivf_thread_check"]["same_neighbours"] == 1.0
+    exact_s = row["exact"]["rows"][0]["search_s"]
+    for kind in ("ivf", "hnsw"):
+        assert row[kind]["build_over_exact"] == pytest.approx(row[kind]["build_s"] / row["exact"]["build_s"])
+        for s in row[kind]["rows"]:
+            assert s["search_over_exact"] == pytest.approx(s["search_s"] / exact_s)
+            for name in ("known", "graded"):
+                assert 0 <= s[name]["recall_at_1"] <= 1 and set(s[name]["share_error"]) == CRITERIA
+    assert row["hnsw"]["rows"][-1]["graded"]["recall_at_1"] == 1.0  # efSearch 200 on 600 points: exhaustive
