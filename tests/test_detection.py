@@ -148,3 +148,25 @@ def test_the_detector_signal_counts_the_threshold_noise(run):
     )
     np.testing.assert_allclose(s.se, np.sqrt(0.1 * 0.9 * (1 / s.n + 1 / s.n_held)))
     assert (s.n == s.group.map({"inlier": 60 - 6, "outlier": 6, "duplicate": 12})).all()
+
+
+def test_the_workflow_profiles_are_the_digits_workflows():
+    from memnb.workflows import detection as wf
+
+    paper, none = wf.configuration("paper")
+    laptop, reduced = wf.configuration("laptop")
+    assert none == {} and paper.detectors == ("loss", "pia", "secmi", "sima", "lid") and paper.test_set == "matched"
+    assert reduced == {"n_repeats": (10, 3)} and laptop.epochs == 600 and laptop.eval_every == 60
+    assert wf.configuration("smoke")[0].epochs == 4
+
+
+@pytest.mark.slow
+def test_the_detection_notebook_runs_at_the_smoke_profile(tmp_path):
+    from pathlib import Path
+
+    import papermill as pm
+
+    nb = Path(__file__).resolve().parents[1] / "notebooks" / "detection.ipynb"
+    pm.execute_notebook(str(nb), str(tmp_path / "out.ipynb"), parameters={"profile": "smoke", "runs_root": str(tmp_path)},
+                        cwd=str(nb.parent), progress_bar=False)  # fmt: skip
+    assert any((tmp_path).glob("digits-n60-*"))
