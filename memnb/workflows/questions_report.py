@@ -40,6 +40,14 @@ class Answer:
         return summary_text(self)
 
 
+def _alpha(a: float, lo: float, hi: float) -> str:
+    """α [low, high] with an unbounded end written as ±inf (the data do not bound it)."""
+    if not np.isfinite(a):
+        return "n/a"
+    end = lambda v: f"{v:.2f}" if np.isfinite(v) else ("inf" if v > 0 else "-inf")  # noqa: E731
+    return f"{a:.2f} [{end(lo)}, {end(hi)}]"
+
+
 def _interval(row, key) -> str:
     if not np.isfinite(row[key]):
         return "n/a"
@@ -54,7 +62,15 @@ def readable(a: Answer) -> dict[str, pd.DataFrame]:
         f"{r.alpha:.2f} [{r.alpha_low:.2f}, {r.alpha_high:.2f}]" if np.isfinite(r.alpha) else "n/a"
         for r in s.itertuples()
     ]
-    scaling = s[["dataset", "time", "alpha [CI]", "n_timed", "n_censored", "n_values", "n_last", "n_off"]]
+    if "alpha_censored" in s:  # the calibrated fit first (issue 25), the least-squares one beside it
+        s["alpha censored [CI]"] = [
+            _alpha(r.alpha_censored, r.alpha_censored_low, r.alpha_censored_high) for r in s.itertuples()
+        ]
+    else:
+        s["alpha censored [CI]"] = "n/a"
+    s = s.rename(columns={"alpha [CI]": "alpha least squares [CI]"})
+    cols = ["dataset", "time", "alpha censored [CI]", "alpha least squares [CI]", "n_timed", "n_censored", "n_values"]
+    scaling = s[cols + ["n_last", "n_off"]]
     scaling = scaling.assign(bonnaire_alpha_1_inside=s.bonnaire_linear_in_interval)
 
     def comparison(c: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -137,11 +153,16 @@ def summary_text(a: Answer) -> str:
             if np.isfinite(r.n_off)
             else "memorization is seen at every n"
         )
-        fit = (
-            f"alpha = {r.alpha:.2f} [{r.alpha_low:.2f}, {r.alpha_high:.2f}]; Bonnaire et al.'s alpha = 1 is {law} the interval"
-            if np.isfinite(r.alpha)
-            else "no fit (fewer than two sizes with a timed repeat)"
-        )
+        cens = getattr(r, "alpha_censored", np.nan)
+        if np.isfinite(cens):  # the calibrated estimate (memnb.analysis.censored); least squares for comparison
+            fit = (
+                f"alpha = {_alpha(cens, r.alpha_censored_low, r.alpha_censored_high)} (censored fit; least squares "
+                f"{_alpha(r.alpha, r.alpha_low, r.alpha_high)}, biased); Bonnaire et al.'s alpha = 1 is {law} the interval"
+            )
+        elif np.isfinite(r.alpha):
+            fit = f"alpha = {r.alpha:.2f} [{r.alpha_low:.2f}, {r.alpha_high:.2f}]; Bonnaire et al.'s alpha = 1 is {law} the interval"
+        else:
+            fit = "no fit (fewer than two sizes with a timed repeat)"
         paras.append(f"Q1 {r.dataset}: {fit}, from {r.n_timed} timed repeats ({r.n_censored} censored); {off}.")
     o = t["ordering"]
     paras.append("Q1 ordering per n: " + "; ".join(f"{r.dataset} n={r.n}: {r.verdict}" for r in o.itertuples()) + ".")

@@ -18,6 +18,8 @@ from ..core.config import ExperimentConfig
 from ..experiment.results import Results
 from .questions_grid import CRITERION
 
+P_VERDICTS = ("holds", "reversed", "inconclusive")  # the verdicts `verdict.decide` reads from intervals and p
+
 
 def _run_info(res: Results, factor: str) -> dict[str, Any]:
     c = res.config
@@ -127,7 +129,8 @@ def holm_cells(cells: pd.DataFrame, alpha: float) -> pd.DataFrame:
 
     cells: `analyse_run`'s comparison rows of the cells (one per cell). Holm over the cells, per comparison
     (outlier - inlier, outlier - duplicate: each a family of len(cells) tests): p_inl_holm, p_dup_holm; then
-    verdict_holm = `verdict.decide` with the adjusted p (the raw verdict stays in `verdict`). With R repeats
+    verdict_holm = `verdict.decide` with the adjusted p where the raw verdict is one of `P_VERDICTS` (else the raw
+    one: "below null" is not a p-value's verdict; the raw verdict stays in `verdict`). With R repeats
     the exact sign-flip test's smallest p is 2 / 2^R (0.031 at R = 6), so the smallest Holm-adjusted p is
     len(cells) * 2 / 2^R: no cell can be significant unless 2^R >= 2 len(cells) / alpha (R >= 9 for 8 cells
     at 0.05); min_p_holm says what the design allows.
@@ -139,6 +142,8 @@ def holm_cells(cells: pd.DataFrame, alpha: float) -> pd.DataFrame:
         decide(
             {g: (r[f"out_minus_{g}_low"], r[f"out_minus_{g}_high"], r[f"p_{g}_holm"]) for g in ("inl", "dup")}, alpha
         )
+        if r.verdict in P_VERDICTS
+        else r.verdict  # a verdict not read from p-values (the verdict's "below null") stays as it is
         for _, r in c.iterrows()
     ]
     c["min_p_holm"] = np.minimum(1.0, len(c) * 2.0 / 2.0 ** c.n_repeats.to_numpy(np.float64)) if len(c) else []
