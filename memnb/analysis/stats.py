@@ -61,8 +61,9 @@ TIMINGS = ("onset", "half")
 def onset_epoch(epochs, excess, margin, se=0.0, z: float = 0.0, patience: int = 1) -> np.ndarray:
     """First evaluated epoch at which the excess over the null exceeds `margin` (NaN if never).
 
-    The one definition of "when memorization starts" in memnb: the figures' "first epoch above null"
-    (memnb.analysis.curves) and the early-stopping callback (a streaming form, tested equal) use it.
+    The first-crossing rule: the figures' "first epoch above null" (memnb.analysis.curves) and the
+    early-stopping callback (a streaming form, tested equal) use it. memnb's one onset rule, with a stated
+    significance and a margin that does not grow as n shrinks, is `onset` (issue 25).
     epochs: (E,) increasing evaluated epochs; excess: (..., E) signal minus null, in the signal's
     units; margin: the same units (a number, or broadcast to excess). se (broadcast to excess): the
     excess's standard error under the null; with z > 0 a crossing counts only where also
@@ -81,7 +82,7 @@ def onset_epoch(epochs, excess, margin, se=0.0, z: float = 0.0, patience: int = 
     return np.where(above.any(axis=-1), epochs[first], np.nan)
 
 
-ONSET_SIGNIFICANCE = 0.05  # the one onset rule's one-sided level per evaluation (`onset`)
+ONSET_SIGNIFICANCE = 0.05  # the one onset rule's level per curve (one-sided, Bonferroni over its evaluations: `onset`)
 ONSET_MARGIN = 0.05  # its excess over the null, in the signal's units (a share: 5 points)
 
 

@@ -11,7 +11,9 @@ memorize"). Randomness (the bootstrap) comes only from the `numpy.random.Generat
   d1/d2 < 1/3, `memnb.metric.criteria`'s ``train_only``, all groups together: the share of generated
   samples memorized) exceeds its null (fresh draws; stationary, so pooled over epochs as
   memnb.analysis.stats does) by `margin`, and by `z` binomial standard errors of a share of the
-  n_generated samples: `stats.onset_epoch`, the one onset rule of memnb.
+  n_generated samples: `stats.onset_epoch` (a first crossing; its z s.e. margin grows as n shrinks). The
+  calibrated time is an interval: `tau_mem_interval`, memnb's one onset rule `stats.onset` (a fixed margin,
+  Bonferroni-level significance), (low, high] per repeat.
 - Both are converted to optimizer steps: epochs x `steps_per_epoch` = n_train // batch_size (memnb's
   trainer drops the last partial batch, memnb.models.train).
 - A time that never comes within the horizon is NaN (*censored*: only known to be later than the last
@@ -19,7 +21,9 @@ memorize"). Randomness (the bootstrap) comes only from the `numpy.random.Generat
 
 **Scaling** (`loglog_fit`, `bootstrap_exponent`): least squares of log τ_mem = a + α log n over every
 timed repeat; the interval of α is a percentile bootstrap over repeats, stratified by n (each n keeps
-its number of timed repeats). Bonnaire et al.'s law τ_mem ∝ n is α = 1.
+its number of timed repeats). Biased (censored repeats dropped, n-dependent threshold, quantised onsets:
+benchmarks/calibration_bench.py measures it); `scaling_table` puts the calibrated fit beside it
+(`censored.fit_scaling` on the intervals, censored repeats kept). Bonnaire et al.'s law τ_mem ∝ n is α = 1.
 """
 
 from __future__ import annotations
