@@ -167,12 +167,10 @@ def test_repeat_times_from_tidy_frames():
     np.testing.assert_array_equal(t.tau_plateau, [400, 400])
     np.testing.assert_array_equal(t.window_plateau, [12 - 400, 0])
     # the one onset rule's intervals (steps): jump at epoch 3 of a share of 1000 -> (1, 3] epochs; never: after 100
-    np.testing.assert_array_equal(t.tau_mem_low, [4, 400]) and np.testing.assert_array_equal(
-        t.tau_mem_high, [12, np.inf]
-    )
-    np.testing.assert_array_equal(t.tau_gen_low, [40, 40]) and np.testing.assert_array_equal(
-        t.tau_gen_high, [120, 120]
-    )
+    np.testing.assert_array_equal(t.tau_mem_low, [4, 400])
+    np.testing.assert_array_equal(t.tau_mem_high, [12, np.inf])
+    np.testing.assert_array_equal(t.tau_gen_low, [40, 40])
+    np.testing.assert_array_equal(t.tau_gen_high, [120, 120])
     times = pd.DataFrame({"dataset": "moons", "n": np.repeat([64, 128, 256], 4)})
     rng = np.random.default_rng(0)
     times["tau_mem"] = times.n * np.exp(0.1 * rng.standard_normal(12))
