@@ -256,3 +256,27 @@ def test_ensemble_samples_with_the_configs_sampler():
         ref = sample_strided(ens.model, ens.schedule, 64, ens._generators(Stream.SAMPLE, 3), sampler, steps or T)
         np.testing.assert_array_equal(ours, ref.numpy())
         assert not np.array_equal(ours, full)
+
+
+@pytest.mark.slow
+def test_quick_sampler_benchmark_writes_a_consistent_report(tmp_path):
+    """benchmarks/sampler_bench.py --quick runs; its ratios follow from its timings (speed itself is not judged)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "benchmarks/sampler_bench.py", "--quick", "--out", str(tmp_path)]
+    subprocess.run(cmd, cwd=root, check=True, capture_output=True, text=True, timeout=300)
+    report = json.loads((tmp_path / "sampler-latest-quick.json").read_text())
+    names = {"ddpm@50", "ddpm@25", "ddpm@10", "ddpm@5", "ddim@50", "ddim@25", "ddim@10", "ddim@5"}
+    for key in ("figure4", "small"):
+        run = report[key]
+        arms, ref = run["arms"], run["arms"]["ddpm@50"]
+        assert set(arms) == names | {"ddpm@50 n/4", "ddpm@50 other noise"}
+        assert ref["generate_cpu_ratio"] == 1 and set(ref["max_share_diff_pp"].values()) == {0}
+        for arm in arms.values():
+            assert arm["generate_cpu_ratio"] == pytest.approx(arm["generate_cpu_s"] / ref["generate_cpu_s"])
+            assert all(0 <= v <= 100 for v in arm["last_share_pct"].values())
+            assert all(len(v) == len(run["eval_epochs"]) for v in arm["share_pct_by_epoch"].values())
+            assert all(len(v) == run["config"]["n_repeats"] for v in arm["onset_copied"].values())
+        assert arms["ddpm@50 n/4"]["n"] == ref["n"] // 4
