@@ -163,6 +163,7 @@ class Monitor:
         self._searches = None
         self.setup_s: float | None = None  # seconds of the search's one-time set-up (None: not set up yet)
         self._observe_s = 0.0  # seconds spent observing in this session (added to the manifest's observe_s)
+        self._seconds = {"sampling": 0.0, "memnb": 0.0}  # this session's: the sample functions', memnb's own
         self.verify, self.progress = check_bool("verify", verify), check_bool("progress", progress)
         with run_lock(self.root, name):
             if (self.path / CONFIG).exists():
@@ -288,7 +289,9 @@ class Monitor:
             if stored is not None:
                 return stored
         if callable(samples):
+            t_sample = time.perf_counter()
             samples = samples()
+            self._seconds["sampling"] += time.perf_counter() - t_sample
         null = None
         if self.null_fn is not None:
             null = points(self.null_fn(epoch), "null(epoch)", self.dim)
@@ -329,6 +332,7 @@ class Monitor:
                 arrays.update(stored_part(score_epoch(self, eps, alphas_cumprod, R, self._held_groups())))
             write_epoch(self.path, epoch, arrays)  # the commit: samples, distances, rates, Z_U and loss together
             self._observe_s += time.perf_counter() - t0
+            self._seconds["memnb"] += time.perf_counter() - t0
         return self._epoch_summary(epoch, arrays["summary"])
 
     def _held_groups(self) -> np.ndarray:
@@ -362,7 +366,14 @@ class Monitor:
             out = score_epoch(self, eps, alphas_cumprod, R, self._held_groups())
             write_scores(self.path, epoch, {**stored_part(out), "loss": loss_row})
             self._observe_s += time.perf_counter() - t0
+            self._seconds["memnb"] += time.perf_counter() - t0
         return score_summary(out, self.labels, epoch)
+
+    @property
+    def seconds(self) -> dict[str, float]:
+        """Wall seconds of this Monitor's observations in this session: "sampling" (the sample functions it
+        called) and "memnb" (the search, the tables and the commit, or the detectors' scoring with eps alone)."""
+        return dict(self._seconds)
 
     def _epoch_summary(self, epoch: int, summary: np.ndarray) -> pd.DataFrame:
         c = self.config
