@@ -98,7 +98,7 @@ def bare_search(train, test, queries, with_test: bool = False):
     return build, time.perf_counter() - t, out
 
 
-def child(n: int, d: int) -> dict:
+def child(n: int, d: int, approximate: bool = True) -> dict:
     import numpy as np
 
     import memnb
@@ -143,7 +143,7 @@ def child(n: int, d: int) -> dict:
     # the approximate searches over the training points, of the second observation's samples
     exact_i = bare1[0][0][1]  # the exact flat search's neighbour indices (n, K)
     approx = {}
-    for kind, params in (("ivf", {}), ("hnsw", {"parallel_build": True})):
+    for kind, params in (("ivf", {}), ("hnsw", {"parallel_build": True})) if approximate else ():
         t = time.perf_counter()
         index = ApproximateIndex(train, kind, **params)
         build_s = time.perf_counter() - t
@@ -195,10 +195,11 @@ def main() -> None:
     p.add_argument("--dim", type=int, default=None, help="dimension (default 3072; 256 with --quick)")
     p.add_argument("--quick", action="store_true", help="2000 x 256, to prove the benchmark runs (CI)")
     p.add_argument("--out", default="outputs/bench")
+    p.add_argument("--skip-approximate", action="store_true", help="time the exact paths only (no IVF / HNSW)")
     p.add_argument("--child", type=int, nargs=2, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.child:
-        print(json.dumps(child(*a.child)))
+        print(json.dumps(child(*a.child, approximate=not a.skip_approximate)))
         return
     sizes = a.sizes or ([2000] if a.quick else [5000, 20000, 50000])
     dim = a.dim or (256 if a.quick else 3072)
@@ -219,10 +220,14 @@ def main() -> None:
         "sizes": [],
     }
     for n in sizes:
-        proc = subprocess.run([sys.executable, __file__, "--child", str(n), str(dim)], capture_output=True, text=True)
+        skip = ["--skip-approximate"] if a.skip_approximate else []
+        load = os.getloadavg()[0]
+        proc = subprocess.run([sys.executable, __file__, "--child", str(n), str(dim), *skip], capture_output=True,
+                              text=True)  # fmt: skip
         if proc.returncode:
             sys.exit(f"size {n}: the child failed:\n{proc.stderr[-3000:]}")
         r = json.loads(proc.stdout.strip().splitlines()[-1])
+        r["load_average_1min"] = [load, os.getloadavg()[0]]  # before and after: other jobs move every time
         report["sizes"].append(r)
         gib = 2**30
         print(f"N = {n} x {dim}: {r['n_samples']} samples, {r['n_test']} test, {r['n_null']} null "
