@@ -6,6 +6,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 from memnb import ExperimentConfig, run_experiment
+from memnb.core.config import NEIGHBOR_AUTO_MAX_DIM
 from memnb.core.registry import DATASETS
 from memnb.core.vocabulary import DUPLICATE, INLIER, OUTLIER
 from memnb.data.gmm_d import centres
@@ -104,7 +105,7 @@ def test_the_null_of_real_data_is_the_held_out_part_at_every_epoch():
 def test_gmm_d_in_d_dimensions(d):
     c = ExperimentConfig(dataset="gmm_d", dim=d, n_base=400, n_outliers=20, n_duplicates=10, n_repeats=1, epochs=1)
     ts = make_training_set(c, 0)
-    assert ts.points.shape == (430, d) and c.neighbors == ("kdtree" if d <= 3 else "faiss")
+    assert ts.points.shape == (430, d) and c.neighbors == ("kdtree" if d <= NEIGHBOR_AUTO_MAX_DIM else "faiss")
     assert c.denoiser == ("tiny_diffusion" if d == 2 else "residual_mlp")
     assert centres(d).shape == (8, d) and np.allclose(np.linalg.norm(centres(d), axis=1), 1.5)
     np.testing.assert_array_equal(make_training_set(c, 0).points, ts.points)  # determinism

@@ -96,7 +96,7 @@ class ExperimentConfig:
     # neighbour distances grow like sqrt(k) here, not nearly constant as in high dimension); 0.1 flags ~20%.
     relative_alpha: float = 0.1
     test_set: str = "base"
-    neighbors: str = "auto"  # kdtree | faiss | torch | auto (k-d tree for d <= 3, FAISS above)
+    neighbors: str = "auto"  # kdtree | faiss | torch | auto (k-d tree for d <= 12, FAISS above)
     # repeats and execution
     n_repeats: int = 10
     seed: int = 0

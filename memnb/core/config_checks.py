@@ -31,7 +31,9 @@ WATERMARKS = ("corner", "stroke")  # a bright 2x2 block in the top-left corner, 
 # "linear": evaluate at 0, every `eval_every` epochs and at the end (the paper's, eval_every = 1). "log": at 0, at
 # `n_evals` epochs log-spaced from 1 to `epochs` (rounded, duplicates merged) and at the end; eval_every is unused.
 EVAL_SCHEDULES = ("linear", "log")
-NEIGHBOR_AUTO_MAX_DIM = 3  # neighbors="auto": the k-d tree up to this d, FAISS above (docs/performance.md)
+# neighbors="auto": the k-d tree up to this d, FAISS above: the measured crossover of NeighbourSearch.query at
+# 20,800 points (k-d tree faster at d = 12, FAISS from 16; at 2000 points from 32: docs/performance.md)
+NEIGHBOR_AUTO_MAX_DIM = 12
 
 
 def _fail(name: str, value: Any, allowed: str) -> None:

@@ -86,7 +86,7 @@ class Monitor:
     grid the table is tabulated at (default memnb's); labels: the group names when `groups` holds codes;
     model, dataset: names for the figures (a registered dataset's name, e.g. "digits", also gives the image
     views its image shape; else pass `image_shape`); neighbors: kdtree | faiss | torch | auto (k-d tree for
-    d <= 3, FAISS above); repeats: R when `train` is one (N, d) set shared by R seeds (default: read from the
+    d <= 12, FAISS above); repeats: R when `train` is one (N, d) set shared by R seeds (default: read from the
     first samples); verify: on reopening, read every stored epoch file in full (a damaged one is set aside),
     not only the arrays the tables need; detectors: generation-free membership scores to compute when `observe`
     gets `eps` (names in memnb.core.registry.DETECTORS; memnb.experiment.monitor_scores), test_groups: the test

@@ -2,7 +2,7 @@
 
 Three exact backends return the same neighbours:
 
-- "kdtree": a scipy k-d tree, float64, and far faster in low dimension (the default up to d = 3,
+- "kdtree": a scipy k-d tree, float64, and far faster in low dimension (the default up to d = 12,
   `NEIGHBOR_AUTO_MAX_DIM` in memnb.core.config; docs/performance.md measures the crossover);
 - "faiss": FAISS `IndexFlatL2` (the paper's tool), a brute-force search in **float32**. It returns
   *squared* distances, square-rooted here. For a large batch (queries x d at or above
