@@ -1,8 +1,9 @@
-"""One registry per kind of extension point: datasets, denoisers, criteria.
+"""One registry per kind of extension point: datasets, denoisers, criteria, detectors.
 
 A registry maps a name to a record (a frozen dataclass describing one entry). The built-in
 entries live in the package that implements them (``home``): `memnb.data` registers the
-datasets, `memnb.models` the denoisers, `memnb.metric.criteria` the criteria. The registry
+datasets, `memnb.models` the denoisers, `memnb.metric.criteria` the criteria, `memnb.metric.membership` the
+generation-free membership detectors. The registry
 imports its home the first time it is read, so that validating a config (in `memnb.core`, the
 lowest layer) sees every built-in entry without `memnb.core` importing an upper layer.
 
@@ -79,7 +80,7 @@ class Registry(Generic[T]):
         return len(self._entries)
 
 
-# The three registries. Their records are defined beside the code they describe.
+# The four registries. Their records are defined beside the code they describe.
 DATASETS: Registry = Registry("dataset", "memnb.data")
 DENOISERS: Registry = Registry("denoiser", "memnb.models")
 CRITERIA: Registry = Registry("criterion", "memnb.metric.criteria")
