@@ -353,6 +353,8 @@ def test_sweep_notebook_runs_and_its_folder_feeds_the_verdict(tmp_path):
     from memnb.analysis.verdict import find_runs, verdict
 
     small = {**BASE.replace(n_base=200, epochs=4, eval_every=2).to_dict(), "device": "cpu"}
+    # papermill passes lists, not tuples (a tuple arrives as its text): the config takes a list of detectors
+    small = {k: list(v) if isinstance(v, tuple) else v for k, v in small.items()}
     out = tmp_path / "sweep.ipynb"
     pm.execute_notebook(
         str(ROOT / "notebooks" / "sweep.ipynb"),
