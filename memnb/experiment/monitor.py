@@ -49,6 +49,7 @@ from .monitor_inputs import (
     check_epoch,
     check_loss,
     check_observation,
+    loss_row,
     points,
 )
 from .monitor_recovery import adopt_leftovers, config_again, recover
@@ -297,7 +298,7 @@ class Monitor:
             null = points(self.null_fn(epoch), "null(epoch)", self.dim)
         elif self._null_points is not None:
             null = self._null_points
-        x, null, loss_row = check_observation(samples, null, loss_values, loss, self.dim, self.n_repeats, self.config)
+        x, null, losses = check_observation(samples, null, loss_values, loss, self.dim, self.n_repeats, self.config)
         R, n = x.shape[:2]
         # everything checked: from here on the run is written, one process at a time
         with run_lock(self.root, self.path.name):
@@ -327,7 +328,7 @@ class Monitor:
             bar.close()
             arrays["summary"] = summarize(arrays, sr.groups, sr.locations, sr.thresholds, self.labels)
             arrays["zu"], arrays["zu_n"] = data_copying(arrays, sr.test_d, sr.test_group, sr.groups, self.labels)
-            arrays["loss"] = loss_row
+            arrays["loss"] = losses
             if eps is not None:
                 arrays.update(stored_part(score_epoch(self, eps, alphas_cumprod, R, self._held_groups())))
             write_epoch(self.path, epoch, arrays)  # the commit: samples, distances, rates, Z_U and loss together
@@ -353,7 +354,7 @@ class Monitor:
             except CorruptRunError:
                 pass
         R = self.n_repeats or self._train.shape[0]
-        loss_row = check_observation(np.zeros((R, 1, self.dim)), None, loss_values, loss, self.dim, R, None)[2]
+        losses = loss_row(loss_values, loss, R)
         if not self._template["detectors"]:
             fail("eps", "given", "a Monitor built with detectors=(...) (names in memnb.core.registry.DETECTORS)")
         with run_lock(self.root, self.path.name):
@@ -364,7 +365,7 @@ class Monitor:
                 else:
                     self._start(R, 0, None)  # n: fixed by the first samples, if any
             out = score_epoch(self, eps, alphas_cumprod, R, self._held_groups())
-            write_scores(self.path, epoch, {**stored_part(out), "loss": loss_row})
+            write_scores(self.path, epoch, {**stored_part(out), "loss": losses})
             self._observe_s += time.perf_counter() - t0
             self._seconds["memnb"] += time.perf_counter() - t0
         return score_summary(out, self.labels, epoch)

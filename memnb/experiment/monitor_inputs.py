@@ -307,7 +307,13 @@ def check_observation(samples, null, loss_values, loss, dim: int, n_repeats: int
         null = np.broadcast_to(null, (R, *null.shape[1:]))
         if config is not None and config.n_null_points and null.shape[1] != config.n_null_points:
             fail("null(epoch)", describe(null), f"{config.n_null_points} points per repeat, as before")
+    return x, null, loss_row(loss_values, loss, R)
+
+
+def loss_row(loss_values: np.ndarray | None, loss, R: int) -> np.ndarray:
+    """(R,) the loss of one observation (NaN where none was given), checked: one number or one per repeat;
+    rounded through float32, as run_experiment stores it."""
     if loss_values is not None and (loss_values.size not in (1, R) or not np.all(np.isfinite(loss_values))):
         fail("loss", loss, f"a finite number or {R} finite numbers (one per repeat)")
-    loss_row = np.full(R, np.nan) if loss_values is None else np.broadcast_to(loss_values, (R,))
-    return x, null, loss_row.astype(np.float32).astype(np.float64)
+    row = np.full(R, np.nan) if loss_values is None else np.broadcast_to(loss_values, (R,))
+    return row.astype(np.float32).astype(np.float64)

@@ -34,11 +34,22 @@ def load_npz(f: Path, required: tuple[str, ...], advice=None, keys: tuple[str, .
     return arrays
 
 
-def write_epoch(path: Path | str, epoch: int, arrays: dict[str, np.ndarray]) -> Path:
-    """Commit evaluated `epoch` of run `path`: every array in one atomic file, with its epoch number."""
-    f = epoch_file(path, epoch)
+def _write_stamped(f: Path, epoch: int, arrays: dict[str, np.ndarray]) -> Path:
+    """One atomic file of `arrays` with its own epoch number."""
     write_npz(f, {**arrays, "epoch": epoch_stamp(epoch)})
     return f
+
+
+def _check_stamp(f: Path, stamp, epoch: int, advice=None) -> None:
+    """CorruptRunError when file `f` holds another epoch than `epoch` (its stamp; None: a file older than stamps)."""
+    if stamp is not None and int(stamp) != int(epoch):
+        tip = f"; {advice(f.name)}" if advice is not None else ""
+        raise CorruptRunError(f"{f} holds epoch {int(stamp)}, not {epoch} (renamed or swapped){tip}")
+
+
+def write_epoch(path: Path | str, epoch: int, arrays: dict[str, np.ndarray]) -> Path:
+    """Commit evaluated `epoch` of run `path`: every array in one atomic file, with its epoch number."""
+    return _write_stamped(epoch_file(path, epoch), epoch, arrays)
 
 
 def read_epoch(path: Path | str, epoch: int, advice=None, keys: tuple[str, ...] | None = None) -> dict:
@@ -50,26 +61,20 @@ def read_epoch(path: Path | str, epoch: int, advice=None, keys: tuple[str, ...] 
     wanted = None if keys is None else tuple(dict.fromkeys((*keys, "epoch")))
     arrays = load_npz(f, EPOCH_ARRAYS if keys is None else (), advice, wanted)
     stamp = arrays.get("epoch") if keys is not None and "epoch" in keys else arrays.pop("epoch", None)
-    if stamp is not None and int(stamp) != int(epoch):
-        tip = f"; {advice(f.name)}" if advice is not None else ""
-        raise CorruptRunError(f"{f} holds epoch {int(stamp)}, not {epoch} (renamed or swapped){tip}")
+    _check_stamp(f, stamp, epoch, advice)
     return arrays
 
 
 def write_scores(path: Path | str, epoch: int, arrays: dict[str, np.ndarray]) -> Path:
     """Commit the generation-free scores of `epoch` of run `path` (an epoch observed without samples)."""
-    f = score_file(path, epoch)
-    write_npz(f, {**arrays, "epoch": epoch_stamp(epoch)})
-    return f
+    return _write_stamped(score_file(path, epoch), epoch, arrays)
 
 
 def read_scores(path: Path | str, epoch: int, advice=None) -> dict:
     """The scores of `epoch` observed without samples; CorruptRunError when missing, unreadable or another epoch's."""
     f = score_file(path, epoch)
     arrays = load_npz(f, SCORE_ARRAYS, advice)
-    stamp = arrays.pop("epoch", None)
-    if stamp is not None and int(stamp) != int(epoch):
-        raise CorruptRunError(f"{f} holds epoch {int(stamp)}, not {epoch} (renamed or swapped)")
+    _check_stamp(f, arrays.pop("epoch", None), epoch, advice)
     return arrays
 
 
