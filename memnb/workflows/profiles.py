@@ -187,6 +187,7 @@ PROFILES: dict[str, Profile] = {
                 horizon_per_point=0,
                 n_evals=5,
                 cells_n_base=40,
+                cells_repeats=2,
                 widths=[16, 32],
                 depths=[1],
                 learning_rates=[1e-3],

@@ -8,7 +8,8 @@
    the verdict rule (`verdict.RULE`), in steps.
 2. **Model against training process**: at one n (`cells_n_base`), the model varied with the training
    fixed (width x depth) and the training varied with the model fixed (learning rate x batch size),
-   every cell trained for the same number of optimizer steps; per cell the outlier - inlier and outlier -
+   every cell trained for the same number of optimizer steps with `cells_repeats` repeats (20: Holm over
+   the cells needs 2^R >= 2 cells / alpha, which 6 repeats never reach; issue 25); per cell the outlier - inlier and outlier -
    duplicate onset differences with intervals and the verdict, and τ_mem; then whether the verdict
    depends on the architecture, the training, both or neither (`timescales.dependence`).
 3. **Quality against memorization**: for every run, the energy distance to held-out data (over the

@@ -26,6 +26,7 @@ FULL: dict[str, Any] = dict(
     horizon_per_point=200,
     n_evals=24,
     cells_n_base=128,
+    cells_repeats=20,  # part 2's repeats: 8+ cells under Holm need 2^R >= 2 cells / alpha (issue 25: 20)
     widths=[32, 64, 128, 256, 512],
     depths=[1, 2, 3, 6],
     learning_rates=[1e-4, 3e-4, 1e-3, 3e-3],
@@ -58,7 +59,7 @@ def _check(p: Mapping[str, Any]) -> None:
     for name in ("sizes", "widths", "depths", "learning_rates", "batch_sizes", "datasets"):
         if isinstance(p[name], (str, bytes)) or not isinstance(p[name], Sequence) or len(p[name]) == 0:
             fail(name, p[name], "a non-empty list")
-    for name, lo in (("n_repeats", 2), ("horizon_steps", 1), ("horizon_per_point", 0), ("n_evals", 2)):
+    for name, lo in (("n_repeats", 2), ("cells_repeats", 2), ("horizon_steps", 1), ("horizon_per_point", 0), ("n_evals", 2)):
         check_int(name, p[name], lo)
     if not (is_real(p["injected_share"]) and 0 <= p["injected_share"] < 0.5):
         fail(
@@ -83,7 +84,9 @@ def horizon(params: Mapping[str, Any], n_train: int) -> int:
     return max(params["horizon_steps"], params["horizon_per_point"] * n_train)
 
 
-def _config(params: Mapping[str, Any], dataset: str, n_base: int, steps: int, **changes: Any) -> ExperimentConfig:
+def _config(
+    params: Mapping[str, Any], dataset: str, n_base: int, steps: int, repeats: int | None = None, **changes: Any
+) -> ExperimentConfig:
     k = max(2, round(params["injected_share"] * n_base))
     n_train = n_base + 2 * k
     batch = changes.get("batch_size", BATCH)
@@ -97,7 +100,7 @@ def _config(params: Mapping[str, Any], dataset: str, n_base: int, steps: int, **
         epochs=epochs,
         eval_schedule="log",
         n_evals=params["n_evals"],
-        n_repeats=params["n_repeats"],
+        n_repeats=params["n_repeats"] if repeats is None else repeats,
         seed=params["seed"],
         test_set="matched",
         **{"batch_size": BATCH, **changes},
@@ -120,16 +123,18 @@ def part1_configs(params: Mapping[str, Any]) -> list[ExperimentConfig]:
 def cell_configs(params: Mapping[str, Any]) -> list[tuple[str, ExperimentConfig]]:
     """Part 2's runs as (factor, config): moons at `cells_n_base`, every width x depth with the training
     fixed ("model"), every learning rate x batch size with the model fixed ("training"), all trained for the
-    part-1 horizon of that n (so the cell of the default model and training is the part-1 run, reused)."""
+    part-1 horizon of that n with `cells_repeats` repeats (the cell of the default model and training is the
+    part-1 run of that n, reused, when cells_repeats == n_repeats; with more repeats it is a run of its own)."""
     nb = params["cells_n_base"]
     steps = horizon(params, _n_train(params, nb))
+    r = params["cells_repeats"]
     cells = [
-        ("model", _config(params, "moons", nb, steps, hidden_size=w, hidden_layers=d, **TRAINING_FIXED))
+        ("model", _config(params, "moons", nb, steps, r, hidden_size=w, hidden_layers=d, **TRAINING_FIXED))
         for w in params["widths"]
         for d in params["depths"]
     ]
     cells += [
-        ("training", _config(params, "moons", nb, steps, learning_rate=lr, batch_size=b, **MODEL_FIXED))
+        ("training", _config(params, "moons", nb, steps, r, learning_rate=lr, batch_size=b, **MODEL_FIXED))
         for lr in params["learning_rates"]
         for b in params["batch_sizes"]
     ]
@@ -148,7 +153,7 @@ def describe(profile: str, reductions: Mapping[str, tuple[Any, Any]], params: Ma
         f"{p['n_evals']} log-spaced evaluations"
     )
     lines.append(
-        f"Part 2: moons, base {p['cells_n_base']}; width {list(p['widths'])} x depth {list(p['depths'])} "
+        f"Part 2: moons, base {p['cells_n_base']}, {p['cells_repeats']} repeats; width {list(p['widths'])} x depth {list(p['depths'])} "
         f"(lr 1e-3, batch 32); lr {list(p['learning_rates'])} x batch {list(p['batch_sizes'])} (width 128, depth 3)"
     )
     lines.append(
