@@ -59,7 +59,13 @@ def _check(p: Mapping[str, Any]) -> None:
     for name in ("sizes", "widths", "depths", "learning_rates", "batch_sizes", "datasets"):
         if isinstance(p[name], (str, bytes)) or not isinstance(p[name], Sequence) or len(p[name]) == 0:
             fail(name, p[name], "a non-empty list")
-    for name, lo in (("n_repeats", 2), ("cells_repeats", 2), ("horizon_steps", 1), ("horizon_per_point", 0), ("n_evals", 2)):
+    for name, lo in (
+        ("n_repeats", 2),
+        ("cells_repeats", 2),
+        ("horizon_steps", 1),
+        ("horizon_per_point", 0),
+        ("n_evals", 2),
+    ):
         check_int(name, p[name], lo)
     if not (is_real(p["injected_share"]) and 0 <= p["injected_share"] < 0.5):
         fail(
