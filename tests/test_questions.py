@@ -2,6 +2,7 @@
 against direct computations from the stored runs, the figures, the command line and the notebook."""
 
 import ast
+import itertools
 import json
 import math
 import subprocess
@@ -112,13 +113,14 @@ def test_smoke_statistics_equal_direct_computations_from_the_runs(smoke):
         )
         assert row.out_minus_inl == pytest.approx((mine.outlier - mine.inlier).mean())
         assert row.verdict in VERDICTS and row.verdict_holm in VERDICTS
-    # Holm over the cells, per comparison: a loop of its definition
-    for g in ("inl", "dup"):
-        p_raw = t["cells"][f"p_{g}"].to_numpy()
+    # Holm over the cells and over part 1's runs, per comparison: a loop of its definition
+    for table, g in itertools.product(("cells", "ordering"), ("inl", "dup")):
+        p_raw = t[table][f"p_{g}"].to_numpy()
         order, m, running = np.argsort(p_raw, kind="stable"), len(p_raw), 0.0
         for rank, i in enumerate(order):
             running = max(running, min(1.0, (m - rank) * p_raw[i]))
-            assert t["cells"][f"p_{g}_holm"].iloc[i] == pytest.approx(running)
+            assert t[table][f"p_{g}_holm"].iloc[i] == pytest.approx(running)
+        assert t[table].verdict_holm.isin(VERDICTS).all()
 
 
 @pytest.mark.slow

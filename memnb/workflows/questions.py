@@ -113,7 +113,8 @@ def answer(
         ignore_index=True,
     )
     comp = tables.pop("comparison")
-    tables["ordering"] = comp[comp.factor == "part1"].reset_index(drop=True)
+    # Holm over every dataset x size of part 1, as over the cells: each is one more test of the same claim
+    tables["ordering"] = holm_cells(comp[comp.factor == "part1"].reset_index(drop=True), params["alpha"])
     tables["cells"] = holm_cells(comp[comp.factor != "part1"].reset_index(drop=True), params["alpha"])
     tables["windows"] = window_table(part1)
     tables["trajectories"] = tables["trajectories"]

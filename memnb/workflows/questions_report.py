@@ -165,7 +165,12 @@ def summary_text(a: Answer) -> str:
             fit = "no fit (fewer than two sizes with a timed repeat)"
         paras.append(f"Q1 {r.dataset}: {fit}, from {r.n_timed} timed repeats ({r.n_censored} censored); {off}.")
     o = t["ordering"]
-    paras.append("Q1 ordering per n: " + "; ".join(f"{r.dataset} n={r.n}: {r.verdict}" for r in o.itertuples()) + ".")
+    ov = "verdict_holm" if "verdict_holm" in o else "verdict"
+    paras.append(
+        f"Q1 ordering per n (Holm-adjusted p over the {len(o)} runs): "
+        + "; ".join(f"{r.dataset} n={r.n}: {getattr(r, ov)}" for r in o.itertuples())
+        + "."
+    )
     c = t["cells"]
     v = "verdict_holm" if "verdict_holm" in c else "verdict"
     floor = (
