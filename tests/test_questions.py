@@ -129,6 +129,13 @@ def test_smoke_figures_tables_and_files(smoke, tmp_path):
     figs = a.figures()
     assert set(figs) == {"scaling", "cells", "quality"}
     assert figs["scaling"].layout.xaxis.type == "log" and len(figs["cells"].data) == 2
+    # each cell names its verdict under Holm-adjusted p and its repeats
+    shown = sorted(t for tr in figs["cells"].data for row in tr.text for t in row if t)
+    cells = a.tables["cells"]
+    assert len(shown) == len(cells) and "Holm-adjusted" in figs["cells"].layout.title.text
+    assert sorted(t.split("<br>")[-1] for t in shown) == sorted(
+        f"{v} ({r} rep.)" for v, r in zip(cells.verdict_holm, cells.n_repeats)
+    )
     assert len(figs["quality"].data) >= len(a.tables["trajectories"].run.unique())
     readable = questions.readable(a)
     assert {"scaling", "ordering", "windows", "cells"} == set(readable)

@@ -95,7 +95,8 @@ def plot_scaling(times: pd.DataFrame, scaling: pd.DataFrame, gen_scaling: pd.Dat
 def plot_cells(cells: pd.DataFrame, value: str = "out_minus_inl"):
     """Heat maps of the outlier − inlier (or − duplicate: value ``out_minus_dup``) onset difference, in steps:
     left the model cells (width x depth, training fixed), right the training cells (learning rate x batch
-    size, model fixed); each cell's text is the mean difference and its verdict."""
+    size, model fixed); each cell's text is the mean difference and its verdict (`verdict_holm`, the verdict under
+    Holm-adjusted p, where the table has it) with its repeats."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -104,6 +105,7 @@ def plot_cells(cells: pd.DataFrame, value: str = "out_minus_inl"):
         ("training", "learning_rate", "batch_size", "learning rate", "batch size"),
     ]
     fig = make_subplots(rows=1, cols=2, subplot_titles=["model varied, training fixed", "training varied, model fixed"])
+    vcol = "verdict_holm" if "verdict_holm" in cells else "verdict"  # Holm-adjusted over the cells (issue 25)
     lim = np.nanmax(np.abs(cells[value].to_numpy(np.float64))) if cells[value].notna().any() else 1.0
     lim = lim if lim > 0 else 1.0
     for col, (factor, xf, yf, xt, yt) in enumerate(panels, start=1):
@@ -116,7 +118,8 @@ def plot_cells(cells: pd.DataFrame, value: str = "out_minus_inl"):
         for _, r in c.iterrows():
             i, j = ys.index(r[yf]), xs.index(r[xf])
             z[i, j] = r[value]
-            text[i, j] = f"{r[value]:+.0f}<br>{r.verdict}" if np.isfinite(r[value]) else r.verdict
+            verdict = f"{r[vcol]} ({int(r.n_repeats)} rep.)" if "n_repeats" in r else r[vcol]
+            text[i, j] = f"{r[value]:+.0f}<br>{verdict}" if np.isfinite(r[value]) else verdict
         fig.add_trace(
             go.Heatmap(
                 x=[f"{x:g}" for x in xs],
@@ -137,7 +140,8 @@ def plot_cells(cells: pd.DataFrame, value: str = "out_minus_inl"):
         fig.update_yaxes(title_text=yt, type="category", row=1, col=col)
     what = {f"out_minus_{g[:3]}": g for g in COMPARED}[value]  # the verdict's column names its group
     fig.update_layout(
-        title=f"Outlier − {what} time to memorization (train-only, steps; > 0: outliers later) and the verdict",
+        title=f"Outlier − {what} time to memorization (train-only, steps; > 0: outliers later) and the verdict"
+        + (" (Holm-adjusted over the cells)" if vcol == "verdict_holm" else ""),
         height=420,
     )
     return fig
