@@ -155,6 +155,19 @@ def test_command_line_rejects_an_unknown_profile():
         cwd=ROOT,
     )
     assert bad.returncode == 2 and "profile 'fast' is unknown" in bad.stderr
+    bad = subprocess.run(
+        [sys.executable, "-m", "memnb.workflows.questions", "--executor", "threads"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert bad.returncode == 2 and "invalid choice: 'threads'" in bad.stderr
+
+
+def test_p_values_keep_their_digits_below_a_thousandth():
+    from memnb.workflows.questions_report import _p
+
+    assert [_p(x) for x in (0.031, 0.001, 4.0e-5, 1.0, float("nan"))] == ["0.031", "0.001", "4.0e-05", "1.000", "n/a"]
 
 
 def test_notebook_parameters_mirror_the_workflow():

@@ -132,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs-root", default=None, help="where runs live (default: $MEMNB_RUNS, else outputs/runs)")
     parser.add_argument("--out-dir", default=None, help="tables and figures (default: outputs/questions/<profile>)")
     parser.add_argument("--no-images", action="store_true", help="HTML only, no PNG/SVG")
+    parser.add_argument(
+        "--executor",
+        default="serial",
+        choices=("serial", "dask"),
+        help="serial: one run after another; dask: one process per core (the sweep engine's local cluster)",
+    )
     args = parser.parse_args(argv)
     try:
         profile = check_profile(args.profile)
@@ -139,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(e))
     params, reductions = apply_profile(FULL, profile)
     print(describe(profile, reductions, params), flush=True)
-    a = answer(FULL, profile, args.runs_root, progress=True)
+    a = answer(FULL, profile, args.runs_root, executor=args.executor, progress=True)
     out = Path(args.out_dir) if args.out_dir else project_root() / "outputs" / "questions" / profile
     for path in write(a, out, images=not args.no_images):
         print(path)

@@ -54,6 +54,11 @@ def _interval(row, key) -> str:
     return f"{row[key]:+.0f} [{row[key + '_low']:+.0f}, {row[key + '_high']:+.0f}]"
 
 
+def _p(p: float) -> str:
+    """A p-value as text: 3 decimals, or 2 significant digits below 0.001 (20 repeats reach 1e-5)."""
+    return "n/a" if not np.isfinite(p) else f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
+
+
 def readable(a: Answer) -> dict[str, pd.DataFrame]:
     """The tables for the findings page: scaling, ordering per n, windows per n, the part-2 cells."""
     t = a.tables
@@ -85,7 +90,7 @@ def readable(a: Answer) -> dict[str, pd.DataFrame]:
                 for m, k in zip(c[f"onset_{g}_median"], c[f"onset_{g}_censored"])
             ]
         out["out - inl [CI]"] = [_interval(r, "out_minus_inl") for _, r in c.iterrows()]
-        fmt = lambda p: "n/a" if not np.isfinite(p) else f"{p:.3f}"  # noqa: E731
+        fmt = _p
         out["p inl"] = c.p_inl.map(fmt)
         if "p_inl_holm" in c:  # the part-2 cells: Holm-adjusted over the cells (questions_stats.holm_cells)
             out["p inl (Holm)"] = c.p_inl_holm.map(fmt)
@@ -174,7 +179,7 @@ def summary_text(a: Answer) -> str:
     c = t["cells"]
     v = "verdict_holm" if "verdict_holm" in c else "verdict"
     floor = (
-        f" (with {int(c.n_repeats.min())} repeats the smallest Holm-adjusted p is {c.min_p_holm.min():.3f})"
+        f" (with {int(c.n_repeats.min())} repeats the smallest Holm-adjusted p is {_p(c.min_p_holm.min())})"
         if len(c) and "min_p_holm" in c
         else ""
     )
