@@ -141,7 +141,7 @@ def plot_cells(cells: pd.DataFrame, value: str = "out_minus_inl"):
     what = {f"out_minus_{g[:3]}": g for g in COMPARED}[value]  # the verdict's column names its group
     fig.update_layout(
         title=f"Outlier − {what} time to memorization (train-only, steps; > 0: outliers later) and the verdict"
-        + (" (Holm-adjusted over the cells)" if vcol == "verdict_holm" else ""),
+        + ("<br><sup>verdicts under Holm-adjusted p over the cells</sup>" if vcol == "verdict_holm" else ""),
         height=420,
     )
     return fig
