@@ -24,8 +24,9 @@ within their intervals, not the same values, and other run names).
 
 Profiles (memnb's one record and rule, `profiles.PROFILES` and `profiles.apply_profile`; ``full`` = ``paper``):
 ``paper`` = `FULL`, the issue's grids (about half a day to a day of the project's 2-core machine; not run);
-``laptop`` (`PROFILES["laptop"].settings["questions"]`), 15 runs, measured 43 minutes on the shared 2-core machine
-and 32 minutes on it alone (the issue asked for about 15: see docs/questions.md); ``smoke``, seconds (CI).
+``laptop`` (`PROFILES["laptop"].settings["questions"]`), 16 runs: part 1 about 17 minutes of one core, part 2 at
+20 repeats 106 minutes (the width-512 cells 85 of them), about 65 minutes wall two runs at a time
+(``--executor dask``; docs/questions.md); ``smoke``, seconds (CI).
 `make figures` does not run this (too long).
 
 Modules: the parameters and grids (`questions_grid`), one run's statistics (`questions_stats`), the readable
