@@ -1,11 +1,12 @@
 """memnb.Monitor's generation-free path: the detectors' scores from the user's eps, with samples or without any."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from test_membership import ABAR, _memorizing
 
 from memnb import Monitor, Results
-from memnb.experiment.store import stored_epochs, stored_score_epochs
+from memnb.experiment.store import list_runs, stored_epochs, stored_score_epochs
 
 
 def grid_data():
@@ -38,6 +39,14 @@ def test_scores_without_samples_separate_a_memorizing_model(tmp_path):
     assert set(frame.epoch) == {0} and set(frame.group) == {"inlier", "outlier", "duplicate"}  # memnb's labels
     got = frame[(frame.group == "inlier")].set_index("detector").auroc
     assert (got == 1.0).all()
+    # discovery leaves it out (no table to show) but names it for what it is, and its advice opens the scores
+    skipped = []
+    assert list_runs(tmp_path, skipped) == [] and len(skipped) == 1
+    assert "detector scores only (1 epoch scored without samples" in skipped[0]
+    advice = skipped[0].split("open it with ")[1]
+    assert advice == f"memnb.Results({str(mon.path)!r}).detector_scores()"
+    opened = eval(advice, {"memnb": __import__("memnb")})  # the advice, followed as written
+    pd.testing.assert_frame_equal(opened, frame)
     # the same epoch again is read back, not scored (eps is not called)
     again = mon.observe(0, eps=lambda x, t: (_ for _ in ()).throw(AssertionError("scored again")), alphas_cumprod=ABAR)
     np.testing.assert_allclose(again.auroc.to_numpy(), summary.auroc.to_numpy())

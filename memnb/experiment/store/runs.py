@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 
 from ...core.storage import CorruptRunError
-from .layout import is_run
+from .layout import is_run, stored_score_epochs
 
 __all__ = ["runs_root", "project_root", "list_runs", "resolve_run", "RUNS_ENV"]
 
@@ -48,7 +48,8 @@ def list_runs(root: Path | str | None = None, skipped: list[str] | None = None) 
     first.
 
     A folder that cannot be opened, or holds no evaluated epoch yet, is left out; its error is appended to `skipped` when a list is given, else
-    reported in one warning.
+    reported in one warning. A Monitor run scored only without samples is left out too (nothing to tabulate) and
+    named as such, with the call that opens its scores.
     """
     from ..results import Results
 
@@ -64,6 +65,11 @@ def list_runs(root: Path | str | None = None, skipped: list[str] | None = None) 
             continue
         if res.evaluated_epochs:
             found.append(res)
+        elif scored := stored_score_epochs(p):  # a Monitor's observations without samples: nothing to tabulate
+            bad.append(
+                f"{p.name}: holds detector scores only ({len(scored)} epoch{'s' * (len(scored) != 1)} scored without samples, no sampled "
+                f"epoch to tabulate); open it with memnb.Results({str(p)!r}).detector_scores()"
+            )
         else:  # nothing to show or judge yet: started (or killed) before its first evaluated epoch
             bad.append(f"{p.name}: holds no evaluated epoch yet (being started, or stopped before its first epoch)")
     if skipped is not None:
