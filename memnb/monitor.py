@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .experiment.archive import UsageError
+from .core.validate import UsageError
 from .experiment.monitor import Monitor
 
 PROG = "python -m memnb.monitor"

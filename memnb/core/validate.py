@@ -2,18 +2,20 @@
 
 Every public function and config of memnb refuses bad input with `invalid` (a ValueError naming the argument,
 the value and what is allowed) before any work; the checks here are the ones several modules need: a real
-boolean (not the string "no"), an integer in a range, a finite real.
+boolean (not the string "no"), an integer in a range, a finite real; and `UsageError`, the same refusal on a
+command line (argparse's exit status 2).
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+import sys
 from typing import Any
 
 import numpy as np
 
-__all__ = ["invalid", "fail", "is_int", "is_real", "check_bool", "check_int", "check_real"]
+__all__ = ["UsageError", "invalid", "fail", "is_int", "is_real", "check_bool", "check_int", "check_real"]
 
 
 def invalid(name: str, value: Any, allowed: str) -> ValueError:
@@ -72,3 +74,15 @@ def check_real(name: str, value: Any, lo: float | None = None, hi: float | None 
         bounds = " and ".join(p for p in parts if p)
         fail(name, value, "a finite number" + (f" {bounds}" if bounds else ""))
     return float(value)
+
+
+class UsageError(SystemExit):
+    """Exit status 2 (argparse's) after a one-line message "prog: error: message" on stderr; str() is the message."""
+
+    def __init__(self, prog: str, message: str):
+        super().__init__(2)
+        self.message = " ".join(message.split())
+        print(f"{prog}: error: {self.message}", file=sys.stderr)
+
+    def __str__(self) -> str:
+        return self.message

@@ -38,7 +38,7 @@ import zlib
 from pathlib import Path
 
 from ..core.storage import TMP_SUFFIX, CorruptRunError, write_bytes_of, write_parquet
-from ..core.validate import check_int, fail, invalid
+from ..core.validate import UsageError, check_int, fail, invalid
 from .results import Results, TablesOnlyError
 from .store import Manifest, is_run, records, runs_root, write_config, write_manifest
 from .store.layout import CONFIG, LOSS, MANIFEST, TABLE, ZU
@@ -327,18 +327,6 @@ _FLAGS = {"target": "--out", "part_bytes": "--part-bytes", "root": "--root"}
 def _as_flags(message: str) -> str:
     """A message of pack/unpack in the command line's words: argument names (``root = ``, ``root=``) -> flags."""
     return re.sub(r"(?<![\w.-])(target|part_bytes|root)(?= = |=)=?", lambda m: _FLAGS[m[1]], message)
-
-
-class UsageError(SystemExit):
-    """Exit status 2 (argparse's) after a one-line message on stderr; str() is the message."""
-
-    def __init__(self, prog: str, message: str):
-        super().__init__(2)
-        self.message = " ".join(message.split())
-        print(f"{prog}: error: {self.message}", file=sys.stderr)
-
-    def __str__(self) -> str:
-        return self.message
 
 
 def main(argv=None) -> int:
