@@ -51,6 +51,7 @@ clean-venv:
 bench: venv
 	$(PY) benchmarks/bench.py $(BENCH_ARGS)
 	$(PY) benchmarks/calibration_bench.py
+	$(PY) benchmarks/ordering_bench.py
 	$(PY) benchmarks/approximate_bench.py $(filter --quick,$(BENCH_ARGS))
 	$(PY) benchmarks/sampler_bench.py $(BENCH_ARGS)
 	$(PY) benchmarks/detection_bench.py $(filter --quick,$(BENCH_ARGS))
