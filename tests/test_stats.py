@@ -401,3 +401,14 @@ def test_holm_equals_its_definition():
         assert np.isnan(got[[i for i in range(8) if i not in ok]]).all()
     # eight cells at the sign-flip test's smallest p with 6 repeats: none below 0.05 after Holm
     assert holm(np.full(8, 2 / 64)).min() == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("r", [3, 6, 16, 24, 30])
+def test_smallest_p_is_what_the_sign_flip_test_returns_for_all_equal_signs(r):
+    from memnb.analysis.inference import smallest_p
+
+    # every difference positive and equal: only the observed pattern and its mirror are as extreme, so the
+    # exact test returns 2 / 2^R and the drawn one (R > 16: another extreme pattern is drawn with chance
+    # 100,000 x 2^(1 - R) < 0.012) 1 / 100,001
+    got = paired_permutation_test(np.ones(r))
+    assert got == pytest.approx(float(smallest_p(r)), rel=1e-12)

@@ -35,7 +35,20 @@ def bootstrap_ci(
     return float(statistic(x)), float(lo), float(hi)
 
 
-def paired_permutation_test(diff, n_permutations: int = 100_000, seed: int = 0, exact_up_to: int = 16) -> float:
+N_PERMUTATIONS = 100_000  # sign patterns drawn when the exact enumeration is too long
+EXACT_UP_TO = 16  # repeats up to which all 2^R patterns are enumerated
+
+
+def smallest_p(n_pairs, n_permutations: int = N_PERMUTATIONS, exact_up_to: int = EXACT_UP_TO) -> np.ndarray:
+    """The smallest p `paired_permutation_test` can return with n_pairs (array) differences: 2 / 2^R exactly
+    enumerated, 1 / (n_permutations + 1) when drawn (the observed pattern counted)."""
+    r = np.asarray(n_pairs, np.float64)
+    return np.where(r <= exact_up_to, 2.0 / 2.0**r, 1.0 / (n_permutations + 1))
+
+
+def paired_permutation_test(
+    diff, n_permutations: int = N_PERMUTATIONS, seed: int = 0, exact_up_to: int = EXACT_UP_TO
+) -> float:
     """Two-sided p-value of a mean paired difference of zero, by flipping signs (Fisher's paired test).
 
     diff: (R,) paired differences (NaN dropped). Under H0 each difference is as likely to have

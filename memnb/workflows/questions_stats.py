@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..analysis.early_stopping import quality_by_epoch
+from ..analysis.inference import smallest_p
 from ..analysis.stats import holm
 from ..analysis.timescales import memorized_curves, repeat_times, steps_per_epoch
 from ..analysis.verdict import Variant, compare_groups, decide, timings
@@ -133,7 +134,8 @@ def holm_cells(cells: pd.DataFrame, alpha: float) -> pd.DataFrame:
     one: "below null" is not a p-value's verdict; the raw verdict stays in `verdict`). With R repeats
     the exact sign-flip test's smallest p is 2 / 2^R (0.031 at R = 6), so the smallest Holm-adjusted p is
     len(cells) * 2 / 2^R: no cell can be significant unless 2^R >= 2 len(cells) / alpha (R >= 9 for 8 cells
-    at 0.05); min_p_holm says what the design allows.
+    at 0.05); min_p_holm says what the design allows (`inference.smallest_p`: with more than 16 repeats the
+    test draws 100,000 sign patterns, so its floor is 1e-5, not 2 / 2^R).
     """
     c = cells.copy()
     for g in ("inl", "dup"):
@@ -146,5 +148,5 @@ def holm_cells(cells: pd.DataFrame, alpha: float) -> pd.DataFrame:
         else r.verdict  # a verdict not read from p-values (the verdict's "below null") stays as it is
         for _, r in c.iterrows()
     ]
-    c["min_p_holm"] = np.minimum(1.0, len(c) * 2.0 / 2.0 ** c.n_repeats.to_numpy(np.float64)) if len(c) else []
+    c["min_p_holm"] = np.minimum(1.0, len(c) * smallest_p(c.n_repeats.to_numpy(np.float64))) if len(c) else []
     return c
