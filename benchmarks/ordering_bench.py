@@ -69,9 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     cols = ["outliers", "height", "shape", "repeats", "holds", "reversed", "inconclusive", "below null"]
     print("| " + " | ".join(cols) + " |\n|" + " --- |" * len(cols))
     for r in table[cols].itertuples(index=False):
-        print(
-            "| " + " | ".join(f"{v:.3f}" if isinstance(v, float) and v < 1.0 or v == 1.0 else str(v) for v in r) + " |"
-        )
+        print("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in r) + " |")
     print(f"{args.runs} runs per setting, seed {args.seed}, {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     return 0
 

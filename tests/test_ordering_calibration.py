@@ -50,6 +50,12 @@ def test_a_bad_setting_is_refused():
         so.OrderingSetting(shape="sigmoid")
     with pytest.raises(ValueError, match="n_repeats = 1 is invalid"):
         so.OrderingSetting(n_repeats=1)
+    with pytest.raises(ValueError, match=r"height = 0.8 is invalid; allowed: > 0 with null \+ height <= 1"):
+        so.OrderingSetting(height=0.8)
+    with pytest.raises(ValueError, match="sigma_group = -1 is invalid; allowed: a number >= 0"):
+        so.OrderingSetting(sigma_group=-1)
+    with pytest.raises(ValueError, match="tau_ref = 0 is invalid; allowed: a number > 0"):
+        so.OrderingSetting(tau_ref=0)
 
 
 @pytest.fixture(scope="module")

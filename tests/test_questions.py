@@ -147,20 +147,16 @@ def test_smoke_figures_tables_and_files(smoke, tmp_path):
     assert "Q1 moons" in a.text() and "Q2" in a.text() and "Q3" in a.text()
 
 
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "memnb.workflows.questions", *args], capture_output=True, text=True, cwd=ROOT
+    )
+
+
 def test_command_line_rejects_an_unknown_profile():
-    bad = subprocess.run(
-        [sys.executable, "-m", "memnb.workflows.questions", "--profile", "fast"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+    bad = _cli("--profile", "fast")
     assert bad.returncode == 2 and "profile 'fast' is unknown" in bad.stderr
-    bad = subprocess.run(
-        [sys.executable, "-m", "memnb.workflows.questions", "--executor", "threads"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+    bad = _cli("--executor", "threads")
     assert bad.returncode == 2 and "invalid choice: 'threads'" in bad.stderr
 
 

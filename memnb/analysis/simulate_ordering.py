@@ -28,12 +28,11 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from .simulate import eval_grid, true_share
+from ..core.vocabulary import GROUPS
+from .simulate import GRIDS, SHAPES, eval_grid, true_share
 from .stats import timing_table
 from .timescales import steps_per_epoch
 from .verdict import VERDICTS, compare_groups
-
-GROUPS = ("inlier", "outlier", "duplicate")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,12 +56,20 @@ class OrderingSetting:
     eval_every: int = 25
 
     def __post_init__(self):
-        if self.shape not in ("step", "ramp"):
-            raise ValueError(f"shape = {self.shape!r} is invalid; allowed: step | ramp")
-        if self.grid not in ("linear", "log"):
-            raise ValueError(f"grid = {self.grid!r} is invalid; allowed: linear | log")
+        if self.shape not in SHAPES:
+            raise ValueError(f"shape = {self.shape!r} is invalid; allowed: {' | '.join(SHAPES)}")
+        if self.grid not in GRIDS:
+            raise ValueError(f"grid = {self.grid!r} is invalid; allowed: {' | '.join(GRIDS)}")
         if not (len(self.sizes) == len(self.null) == len(GROUPS) and min(self.sizes) >= 1):
             raise ValueError(f"sizes = {self.sizes!r} is invalid; allowed: three group sizes >= 1 (with three nulls)")
+        if not (0 < self.height and max(self.null) + self.height <= 1):
+            raise ValueError(f"height = {self.height!r} is invalid; allowed: > 0 with null + height <= 1")
+        for name in ("tau_ref", "ramp"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} = {getattr(self, name)!r} is invalid; allowed: a number > 0")
+        for name in ("sigma_repeat", "sigma_group"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} = {getattr(self, name)!r} is invalid; allowed: a number >= 0")
         if self.n_repeats < 2:
             raise ValueError(f"n_repeats = {self.n_repeats!r} is invalid; allowed: an integer >= 2")
 
@@ -84,7 +91,7 @@ def simulate_run(s: OrderingSetting, rng: np.random.Generator) -> pd.DataFrame:
     for r in range(s.n_repeats):
         for g, name in enumerate(GROUPS):
             n, q = s.sizes[g], s.null[g]
-            p = np.clip(true_share(steps, [tau[r, g]], q, s.height, s.shape, s.ramp)[0], 0.0, 1.0)
+            p = true_share(steps, [tau[r, g]], q, s.height, s.shape, s.ramp)[0]  # in [q, q + height] within [0, 1]
             sig = rng.binomial(n, p) / n
             nul = rng.binomial(n, q, size=len(epochs)) / n
             rows.append(pd.DataFrame({"repeat": r, "epoch": epochs, "group": name, "signal": sig, "null": nul}))

@@ -12,6 +12,16 @@ from ..analysis.verdict import COMPARED
 DATASET_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
 
 
+def _law(n, a: float, alpha: float, color: str, dash: str | None, name: str):
+    """The line τ = exp(a) n^α over the range of n (20 log-spaced points)."""
+    import plotly.graph_objects as go
+
+    ns = np.geomspace(np.min(n), np.max(n), 20)
+    return go.Scatter(
+        x=ns, y=np.exp(a + alpha * np.log(ns)), mode="lines", line=dict(color=color, dash=dash), name=name
+    )
+
+
 def plot_scaling(times: pd.DataFrame, scaling: pd.DataFrame, gen_scaling: pd.DataFrame | None = None):
     """τ_mem (filled) and τ_gen (open) per repeat against the training-set size n, log-log, with the fit of
     log τ_mem = a + α log n (solid: least squares; dashed: the censored fit, where scaling has it) and Bonnaire
@@ -52,30 +62,17 @@ def plot_scaling(times: pd.DataFrame, scaling: pd.DataFrame, gen_scaling: pd.Dat
         row = scaling[scaling.dataset == ds]
         if len(row) and "alpha_censored" in row and np.isfinite(row.alpha_censored.iloc[0]):
             r = row.iloc[0]  # the calibrated fit (censored repeats kept: memnb.analysis.censored), issue 25
-            ns = np.geomspace(t.n.min(), t.n.max(), 20)
             fig.add_trace(
-                go.Scatter(
-                    x=ns,
-                    y=np.exp(r.a_censored + r.alpha_censored * np.log(ns)),
-                    mode="lines",
-                    line=dict(color=color, dash="dash"),
-                    name=f"{ds}: censored fit α = {r.alpha_censored:.2f} "
-                    f"[{r.alpha_censored_low:.2f}, {r.alpha_censored_high:.2f}]",
-                )
-            )
+                _law(t.n, r.a_censored, r.alpha_censored, color, "dash", f"{ds}: censored fit α = "
+                     f"{r.alpha_censored:.2f} [{r.alpha_censored_low:.2f}, {r.alpha_censored_high:.2f}]")
+            )  # fmt: skip
         if len(row) and np.isfinite(row.alpha.iloc[0]):
             r = row.iloc[0]
-            ns = np.geomspace(timed.n.min(), timed.n.max(), 20)
             fig.add_trace(
-                go.Scatter(
-                    x=ns,
-                    y=np.exp(r.a + r.alpha * np.log(ns)),
-                    mode="lines",
-                    line=dict(color=color),
-                    name=f"{ds}: least-squares fit α = {r.alpha:.2f} [{r.alpha_low:.2f}, {r.alpha_high:.2f}] "
-                    "(biased: issue 25)",
-                )
-            )
+                _law(timed.n, r.a, r.alpha, color, None, f"{ds}: least-squares fit α = {r.alpha:.2f} "
+                     f"[{r.alpha_low:.2f}, {r.alpha_high:.2f}] (biased: issue 25)")
+            )  # fmt: skip
+            ns = np.geomspace(timed.n.min(), timed.n.max(), 20)  # Bonnaire's α = 1 over the same range
             centre_x, centre_y = np.log(timed.n).mean(), np.log(timed.tau_mem).mean()
             fig.add_trace(
                 go.Scatter(

@@ -53,7 +53,7 @@ from .profiles import PROFILES, check_profile, project_root, resolve_runs_root
 from .questions_grid import FULL, apply_profile, cell_configs, describe, horizon, params_from, part1_configs
 from .questions_report import Answer, markdown, readable, summary_text, write
 from .questions_stats import analyse_run, holm_cells, window_table
-from .sweep import run_sweep
+from .sweep import EXECUTORS, run_sweep
 
 __all__ = [
     "PROFILES",
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--executor",
         default="serial",
-        choices=("serial", "dask"),
+        choices=EXECUTORS,
         help="serial: one run after another; dask: one process per core (the sweep engine's local cluster)",
     )
     args = parser.parse_args(argv)

@@ -63,10 +63,7 @@ def readable(a: Answer) -> dict[str, pd.DataFrame]:
     """The tables for the findings page: scaling, ordering per n, windows per n, the part-2 cells."""
     t = a.tables
     s = t["scaling"].copy()
-    s["alpha [CI]"] = [
-        f"{r.alpha:.2f} [{r.alpha_low:.2f}, {r.alpha_high:.2f}]" if np.isfinite(r.alpha) else "n/a"
-        for r in s.itertuples()
-    ]
+    s["alpha [CI]"] = [_alpha(r.alpha, r.alpha_low, r.alpha_high) for r in s.itertuples()]
     if "alpha_censored" in s:  # the calibrated fit first (issue 25), the least-squares one beside it
         s["alpha censored [CI]"] = [
             _alpha(r.alpha_censored, r.alpha_censored_low, r.alpha_censored_high) for r in s.itertuples()
@@ -165,7 +162,7 @@ def summary_text(a: Answer) -> str:
                 f"{_alpha(r.alpha, r.alpha_low, r.alpha_high)}, biased); Bonnaire et al.'s alpha = 1 is {law} the interval"
             )
         elif np.isfinite(r.alpha):
-            fit = f"alpha = {r.alpha:.2f} [{r.alpha_low:.2f}, {r.alpha_high:.2f}]; Bonnaire et al.'s alpha = 1 is {law} the interval"
+            fit = f"alpha = {_alpha(r.alpha, r.alpha_low, r.alpha_high)}; Bonnaire et al.'s alpha = 1 is {law} the interval"
         else:
             fit = "no fit (fewer than two sizes with a timed repeat)"
         paras.append(f"Q1 {r.dataset}: {fit}, from {r.n_timed} timed repeats ({r.n_censored} censored); {off}.")

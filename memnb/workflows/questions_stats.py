@@ -14,12 +14,12 @@ from ..analysis.early_stopping import quality_by_epoch
 from ..analysis.inference import smallest_p
 from ..analysis.stats import holm
 from ..analysis.timescales import memorized_curves, repeat_times, steps_per_epoch
-from ..analysis.verdict import Variant, compare_groups, decide, timings
+from ..analysis.verdict import VERDICTS, Variant, compare_groups, decide, timings
 from ..core.config import ExperimentConfig
 from ..experiment.results import Results
 from .questions_grid import CRITERION
 
-P_VERDICTS = ("holds", "reversed", "inconclusive")  # the verdicts `verdict.decide` reads from intervals and p
+P_VERDICTS = tuple(v for v in VERDICTS if v != "below null")  # the verdicts `verdict.decide` reads from p
 
 
 def _run_info(res: Results, factor: str) -> dict[str, Any]:
@@ -126,9 +126,9 @@ def window_table(times: pd.DataFrame) -> pd.DataFrame:
 
 
 def holm_cells(cells: pd.DataFrame, alpha: float) -> pd.DataFrame:
-    """The part-2 cells with Holm-adjusted p-values beside the raw ones and the verdict under them.
+    """The part-2 cells (or part 1's runs) with Holm-adjusted p-values beside the raw ones and the verdict under them.
 
-    cells: `analyse_run`'s comparison rows of the cells (one per cell). Holm over the cells, per comparison
+    cells: `analyse_run`'s comparison rows (one per cell or run). Holm over the rows, per comparison
     (outlier - inlier, outlier - duplicate: each a family of len(cells) tests): p_inl_holm, p_dup_holm; then
     verdict_holm = `verdict.decide` with the adjusted p where the raw verdict is one of `P_VERDICTS` (else the raw
     one: "below null" is not a p-value's verdict; the raw verdict stays in `verdict`). With R repeats
